@@ -1,0 +1,29 @@
+// swift-tools-version: 6.0
+// swift-laio: Lazy Asynchronous I/O for modern Linux.
+import PackageDescription
+
+let package = Package(
+    name: "swift-laio",
+    products: [
+        .library(name: "LAIO", targets: ["LAIO"]),
+        .executable(name: "laio-demo", targets: ["laio-demo"]),
+    ],
+    targets: [
+        // C over <liburing.h>, plus shims for what Swift cannot import (variadic syscall(2),
+        // SIGRTMIN, signal-handler installation).
+        .target(
+            name: "CLiburing",
+            linkerSettings: [.linkedLibrary("uring")]
+        ),
+        // The vocabulary: operations, handles, completions, errors, the Backend protocol,
+        // the completion queue and its notification fd.
+        .target(name: "LAIOCore", dependencies: ["CLiburing"]),
+        // The eager thread-pool backend (liblaiogen's design) with a lazy window.
+        .target(name: "LAIOThreads", dependencies: ["LAIOCore"]),
+        // The facade: contexts, backend choice, poll.
+        .target(name: "LAIO", dependencies: ["LAIOCore", "LAIOThreads"]),
+        .executableTarget(name: "laio-demo", dependencies: ["LAIO"]),
+        .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO"]),
+        .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),
+    ]
+)

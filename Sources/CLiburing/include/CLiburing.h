@@ -1,0 +1,96 @@
+// C over <liburing.h> for swift-laio, plus the few shims Swift cannot import by itself:
+// syscall(2) is variadic, SIGRTMIN is a function-like macro, and <sys/syscall.h> numbers
+// are macros that chain to other macros.
+#ifndef SWIFT_LAIO_CLIBURING_H
+#define SWIFT_LAIO_CLIBURING_H
+
+// The system headers come first, with the default feature macros, so that they are the
+// same declarations Swift's Glibc module has; <liburing.h> would otherwise define
+// _XOPEN_SOURCE first and give types such as fd_set a second, conflicting shape.
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <liburing.h>
+
+/// Runs system call `number` with six arguments. Returns the kernel's raw answer:
+/// the result when >= 0, or -errno on failure (errno is not read by callers).
+long laio_shim_syscall(long number, long a0, long a1, long a2, long a3, long a4, long a5);
+
+/// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC). Returns the descriptor or -errno.
+int laio_shim_eventfd(void);
+
+/// Waits until `fd` is readable or `timeout_ns` passes (negative: no limit), with ppoll(2)
+/// for nanosecond precision. Returns ppoll's result or -errno (EINTR included).
+int laio_shim_wait_readable(int fd, long long timeout_ns);
+
+/// The real-time signal that interrupts a worker blocked in a cancelled call.
+int laio_shim_cancel_signal(void);
+
+/// Installs (once per process) an empty handler for the cancel signal without
+/// SA_RESTART, so a blocked system call returns EINTR. Returns 0 or -errno.
+int laio_shim_install_cancel_handler(void);
+
+/// Blocks every signal in the calling thread except the cancel signal and the
+/// synchronous fault signals. Workers call this so that only cancellation interrupts them.
+int laio_shim_worker_sigmask(void);
+
+// System call numbers as plain constants (the <sys/syscall.h> macros do not import).
+enum {
+    LAIO_SYS_read = SYS_read,
+    LAIO_SYS_write = SYS_write,
+    LAIO_SYS_pread64 = SYS_pread64,
+    LAIO_SYS_pwrite64 = SYS_pwrite64,
+    LAIO_SYS_readv = SYS_readv,
+    LAIO_SYS_writev = SYS_writev,
+    LAIO_SYS_preadv = SYS_preadv,
+    LAIO_SYS_pwritev = SYS_pwritev,
+    LAIO_SYS_openat = SYS_openat,
+    LAIO_SYS_close = SYS_close,
+    LAIO_SYS_fstat = SYS_fstat,
+    LAIO_SYS_newfstatat = SYS_newfstatat,
+    LAIO_SYS_statx = SYS_statx,
+    LAIO_SYS_fsync = SYS_fsync,
+    LAIO_SYS_fdatasync = SYS_fdatasync,
+    LAIO_SYS_accept4 = SYS_accept4,
+    LAIO_SYS_connect = SYS_connect,
+    LAIO_SYS_recvfrom = SYS_recvfrom,
+    LAIO_SYS_sendto = SYS_sendto,
+    LAIO_SYS_recvmsg = SYS_recvmsg,
+    LAIO_SYS_sendmsg = SYS_sendmsg,
+    LAIO_SYS_sendfile = SYS_sendfile,
+    LAIO_SYS_splice = SYS_splice,
+    LAIO_SYS_unlinkat = SYS_unlinkat,
+    LAIO_SYS_renameat2 = SYS_renameat2,
+    LAIO_SYS_mkdirat = SYS_mkdirat,
+    LAIO_SYS_nanosleep = SYS_nanosleep,
+    LAIO_SYS_getpid = SYS_getpid,
+    // Calls that would tear down a pool worker or the process image from under the pool.
+    LAIO_SYS_exit = SYS_exit,
+    LAIO_SYS_exit_group = SYS_exit_group,
+    LAIO_SYS_clone = SYS_clone,
+    LAIO_SYS_clone3 = SYS_clone3,
+    LAIO_SYS_execve = SYS_execve,
+    LAIO_SYS_execveat = SYS_execveat,
+    LAIO_SYS_rt_sigreturn = SYS_rt_sigreturn,
+#ifdef SYS_fork
+    LAIO_SYS_fork = SYS_fork,
+#else
+    LAIO_SYS_fork = -1,
+#endif
+#ifdef SYS_vfork
+    LAIO_SYS_vfork = SYS_vfork,
+#else
+    LAIO_SYS_vfork = -1,
+#endif
+};
+
+#endif

@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Which backend runs a context's calls: the one word used in code, in the
+/// `LAIO_BACKEND` environment variable and on every command line (`--backend`).
+public enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// The strategy: io_uring where the kernel can, the thread pool elsewhere. The default.
+    case auto
+    /// io_uring: the kernel completes calls inline when it can.
+    case uring
+    /// The eager thread pool with a lazy window.
+    case threads
+    /// Every call inline on the caller's thread; always synchronous.
+    case blocking
+
+    /// The environment variable that chooses the default backend.
+    public static let environmentVariable = "LAIO_BACKEND"
+
+    public var description: String { rawValue }
+
+    /// Parses a backend word. Throws `ContextError.unknownBackend` (which lists the valid
+    /// words) for anything else.
+    public init(word: String) throws(ContextError) {
+        guard let kind = BackendKind(rawValue: word) else { throw .unknownBackend(word) }
+        self = kind
+    }
+
+    /// The backend named by `LAIO_BACKEND`, or `.auto` when it is unset or empty.
+    public static func fromEnvironment() throws(ContextError) -> BackendKind {
+        guard let value = getenv(environmentVariable), value.pointee != 0 else { return .auto }
+        return try BackendKind(word: String(cString: value))
+    }
+}
+
+/// Why a context could not be created.
+public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The backend word is not one of `auto`, `uring`, `threads`, `blocking`.
+    case unknownBackend(String)
+    /// The backend cannot run here; `reason` says why. Never replaced by another backend.
+    case backendUnavailable(BackendKind, reason: String)
+    /// Setting up the backend or the completion queue failed with this errno.
+    case setupFailed(BackendKind, Errno)
+
+    public var description: String {
+        switch self {
+        case let .unknownBackend(word):
+            let valid = BackendKind.allCases.map(\.rawValue).joined(separator: ", ")
+            return "unknown LAIO backend '\(word)'; valid backends: \(valid)"
+        case let .backendUnavailable(kind, reason):
+            return "LAIO backend '\(kind)' is not available: \(reason)"
+        case let .setupFailed(kind, errno):
+            return "LAIO backend '\(kind)' failed to start: \(errno)"
+        }
+    }
+}

@@ -1,0 +1,135 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+@_exported import LAIOCore
+import LAIOThreads
+@_exported import struct LAIOThreads.ThreadPoolSettings
+
+/// A LAIO context: one backend, one handle space, one poll.
+///
+/// ```swift
+/// let laio = try Context()                       // backend from LAIO_BACKEND, default auto
+/// switch try laio.submit(.pread(fd: fd, buffer: buffer, offset: 0)) {
+/// case .completed(let result): use(result)      // finished without blocking
+/// case .inProgress(let handle): remember(handle) // result comes from poll
+/// }
+/// for completion in try laio.poll(timeout: .milliseconds(10)) { ... }
+/// ```
+///
+/// A context may be used from several threads at once. Its `notificationDescriptor` is
+/// readable while completions wait, so it plugs into an epoll or select loop.
+public final class Context: Sendable {
+    /// The backend this context runs (never silently another one).
+    public let backendKind: BackendKind
+    private let backend: any Backend
+    private let completions: CompletionQueue
+
+    /// Creates a context on `backend` (default: `LAIO_BACKEND`, else `.auto`).
+    ///
+    /// Throws `ContextError.unknownBackend` for a bad `LAIO_BACKEND` word,
+    /// `.backendUnavailable` when the backend cannot run here (with the reason), and
+    /// `.setupFailed` with the errno of a failed setup.
+    public init(backend kind: BackendKind? = nil, threads settings: ThreadPoolSettings = ThreadPoolSettings()) throws(ContextError) {
+        let kind = if let kind { kind } else { try BackendKind.fromEnvironment() }
+        let capacity: Int
+        switch kind {
+        case .auto, .uring:
+            throw .backendUnavailable(kind, reason: "the io_uring backend is not built into this version yet; use 'threads' or 'blocking'")
+        case .threads:
+            capacity = settings.capacity
+        case .blocking:
+            capacity = 1
+        }
+        let queue: CompletionQueue
+        do throws(Errno) {
+            queue = try CompletionQueue(capacity: max(capacity, 1))
+            switch kind {
+            case .threads: backend = try ThreadPoolBackend(settings: settings, completions: queue)
+            default: backend = BlockingBackend()
+            }
+        } catch {
+            throw .setupFailed(kind, error)
+        }
+        self.backendKind = kind
+        self.completions = queue
+    }
+
+    deinit { backend.shutdown() }
+
+    /// Runs `operation` without blocking the caller for long.
+    ///
+    /// Returns `.completed(result)` when the call finished without blocking (its value or
+    /// its errno, exactly as the system call gives them), or `.inProgress(handle)` when it
+    /// continues in the background; `poll` then reports `handle` exactly once.
+    /// Throws `EAGAIN` when the context's capacity of outstanding operations is reached
+    /// (poll, then retry) and `EBADF` after `close()`.
+    @inlinable
+    public func submit(_ operation: Operation) throws(Errno) -> Outcome {
+        try backendSubmit(operation)
+    }
+
+    @usableFromInline
+    func backendSubmit(_ operation: Operation) throws(Errno) -> Outcome {
+        try backend.submit(operation)
+    }
+
+    /// Waits up to `timeout` for background operations to finish and appends up to
+    /// `maximum` completions, oldest first, to `completions`. Returns how many it appended:
+    /// 0 on timeout. `timeout`: `nil` waits until at least one completion arrives, `.zero`
+    /// never blocks. Throws `EINVAL` if `maximum` is not positive.
+    ///
+    /// Reusing one array across calls makes polling allocation-free.
+    public func poll(into completions: inout [Completion], maximum: Int, timeout: Duration?) throws(Errno) -> Int {
+        guard maximum > 0 else { throw .invalidArgument }
+        let deadline = timeout.map { monotonicNanoseconds() &+ max($0.nanoseconds, 0) }
+        while true {
+            let serviceInterval = backend.service()
+            let moved = self.completions.drain(into: &completions, maximum: maximum)
+            if moved > 0 { return moved }
+            var wait: Int64? = nil
+            if let deadline {
+                let remaining = deadline &- monotonicNanoseconds()
+                if remaining <= 0 { return 0 }
+                wait = remaining
+            }
+            if let serviceInterval {
+                wait = min(wait ?? .max, serviceInterval.nanoseconds)
+            }
+            self.completions.waitForSignal(timeout: wait.map { .nanoseconds($0) })
+        }
+    }
+
+    /// Like `poll(into:maximum:timeout:)`, returning a new array.
+    public func poll(maximum: Int = 64, timeout: Duration?) throws(Errno) -> [Completion] {
+        var completions: [Completion] = []
+        _ = try poll(into: &completions, maximum: maximum, timeout: timeout)
+        return completions
+    }
+
+    /// Asks a background operation to stop. It is still reported by `poll` exactly once:
+    /// with `ECANCELED`, or with its real result if it finished first.
+    ///
+    /// Throws `ENOENT` when no operation with `handle` is queued or running: it was never
+    /// issued by this context, completed synchronously, or has already finished (its
+    /// completion is waiting for, or was returned by, poll).
+    public func cancel(_ handle: Handle) throws(Errno) {
+        try backend.cancel(handle)
+    }
+
+    /// An eventfd that is readable while completions wait for `poll`. Watch it with
+    /// epoll/select/poll; do not read it (poll resets it). Valid until the context is freed.
+    public var notificationDescriptor: Int32 { completions.notificationDescriptor }
+
+    /// The number of operations that went to the background and were not yet returned by poll.
+    public var outstandingCount: Int { completions.outstandingCount }
+
+    /// Stops the context: later submits throw `EBADF`; queued operations are cancelled;
+    /// blocked ones are interrupted; returns only when no call is running any more, so no
+    /// buffer or descriptor of an operation is touched after it. Cancelled and finished
+    /// operations can still be collected with `poll`. Idempotent; `deinit` does the same.
+    public func close() {
+        backend.shutdown()
+    }
+}

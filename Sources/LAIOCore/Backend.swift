@@ -1,0 +1,27 @@
+/// What every backend does. The facade (`LAIO.Context`) is the only caller; it never asks
+/// which backend it talks to.
+///
+/// A backend is created with the context's `CompletionQueue`, pushes every background
+/// completion into it exactly once, and takes a completion credit from it (`reserve`)
+/// before an operation may go to the background.
+public protocol Backend: AnyObject, Sendable {
+    /// Issues `operation`. Returns `.completed` if the call finished without blocking, or
+    /// `.inProgress(handle)` if it continues in the background.
+    /// Throws `EAGAIN` when the backend's bounds are reached and `EBADF` once shut down.
+    func submit(_ operation: Operation) throws(Errno) -> Outcome
+
+    /// Asks the background operation `handle` to stop. It is still reported by `poll`
+    /// exactly once: with `ECANCELED`, or with its real result if it finished first.
+    /// Throws `ENOENT` if no operation with that handle is queued or running.
+    func cancel(_ handle: Handle) throws(Errno)
+
+    /// Housekeeping that `poll` runs before it sleeps: move finished work into the
+    /// completion queue, re-assert pending cancellations. Returns how long `poll` may sleep
+    /// before calling it again; `nil` means as long as it likes.
+    func service() -> Duration?
+
+    /// Stops accepting work, cancels what is queued, interrupts what blocks, and returns
+    /// only when no call is running, so no buffer or descriptor is touched after it.
+    /// Cancelled operations are still pushed to the completion queue. Idempotent.
+    func shutdown()
+}

@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CLiburing
+import Synchronization
+
+/// The one queue through which every background completion of a context reaches `poll`,
+/// with a notification descriptor that is readable exactly while completions wait.
+///
+/// Memory is bounded by credits: a backend takes one (`reserve`) before an operation may go
+/// to the background and the credit returns when `poll` hands the completion out, so the
+/// queue never holds more than `capacity` completions.
+public final class CompletionQueue: Sendable {
+    private struct State {
+        var pending = Ring<Completion>(initialCapacity: 64)
+    }
+
+    private let state = Mutex(State())
+    /// Operations that went (or are going) to the background and were not yet returned by poll.
+    private let outstanding = Atomic<Int>(0)
+    /// The most operations that may be outstanding at once.
+    public let capacity: Int
+    /// An eventfd that is readable while completions wait. Written on the empty → non-empty
+    /// transition and drained on the non-empty → empty one, both under the queue's lock,
+    /// so its state always matches the queue's.
+    public let notificationDescriptor: Int32
+
+    /// Creates a queue for at most `capacity` outstanding operations.
+    public init(capacity: Int) throws(Errno) {
+        precondition(capacity > 0, "capacity must be positive")
+        let fd = laio_shim_eventfd()
+        guard fd >= 0 else { throw Errno(rawValue: -fd) }
+        self.notificationDescriptor = fd
+        self.capacity = capacity
+    }
+
+    deinit { _ = Glibc.close(notificationDescriptor) }
+
+    /// The number of operations that went to the background and were not yet returned by poll.
+    public var outstandingCount: Int { outstanding.load(ordering: .relaxed) }
+
+    /// Takes one credit for an operation that may go to the background.
+    /// Throws `EAGAIN` when `capacity` operations are outstanding.
+    @inlinable
+    public func reserve() throws(Errno) {
+        if !tryReserve() { throw .resourceTemporarilyUnavailable }
+    }
+
+    @usableFromInline
+    func tryReserve() -> Bool {
+        let before = outstanding.wrappingAdd(1, ordering: .relaxed).oldValue
+        if before < capacity { return true }
+        outstanding.wrappingSubtract(1, ordering: .relaxed)
+        return false
+    }
+
+    /// Gives back a credit whose operation completed synchronously after all.
+    public func release() {
+        outstanding.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    /// Adds a completion; its credit returns when poll hands it out.
+    public func push(_ completion: Completion) {
+        state.withLock { state in
+            state.pending.append(completion)
+            if state.pending.count == 1 { signal() }
+        }
+    }
+
+    /// Moves up to `maximum` completions, oldest first, to the end of `into`.
+    /// Returns how many were moved.
+    public func drain(into completions: inout [Completion], maximum: Int) -> Int {
+        let moved = state.withLock { state -> Int in
+            var moved = 0
+            while moved < maximum, let completion = state.pending.popFirst() {
+                completions.append(completion)
+                moved += 1
+            }
+            if moved > 0 && state.pending.isEmpty { clearSignal() }
+            return moved
+        }
+        if moved > 0 { outstanding.wrappingSubtract(moved, ordering: .relaxed) }
+        return moved
+    }
+
+    /// Sleeps until the notification descriptor is readable or `timeout` passes
+    /// (`nil`: no limit). Returns early on a signal; callers re-check the queue.
+    public func waitForSignal(timeout: Duration?) {
+        _ = laio_shim_wait_readable(notificationDescriptor, timeout.map { max($0.nanoseconds, 0) } ?? -1)
+    }
+
+    private func signal() {
+        var one: UInt64 = 1
+        _ = Glibc.write(notificationDescriptor, &one, 8)
+    }
+
+    private func clearSignal() {
+        var value: UInt64 = 0
+        _ = Glibc.read(notificationDescriptor, &value, 8)
+    }
+}

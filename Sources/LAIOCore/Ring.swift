@@ -1,0 +1,41 @@
+/// A first-in first-out queue over one growable circular buffer.
+///
+/// Growth is amortized and happens only when more elements wait than ever before; callers
+/// bound the count themselves (see `CompletionQueue`'s credits).
+public struct Ring<Element> {
+    private var storage: [Element?]
+    private var head = 0
+    /// The number of elements waiting.
+    public private(set) var count = 0
+
+    /// An empty queue with room for `initialCapacity` elements before it grows.
+    public init(initialCapacity: Int = 16) {
+        storage = Array(repeating: nil, count: max(initialCapacity, 1))
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    /// Adds `element` at the back.
+    public mutating func append(_ element: Element) {
+        if count == storage.count { grow() }
+        storage[(head + count) % storage.count] = element
+        count += 1
+    }
+
+    /// Removes and returns the front element, or nil when empty.
+    public mutating func popFirst() -> Element? {
+        guard count > 0 else { return nil }
+        let element = storage[head]
+        storage[head] = nil
+        head = (head + 1) % storage.count
+        count -= 1
+        return element
+    }
+
+    private mutating func grow() {
+        var bigger = [Element?](repeating: nil, count: storage.count * 2)
+        for i in 0..<count { bigger[i] = storage[(head + i) % storage.count] }
+        storage = bigger
+        head = 0
+    }
+}

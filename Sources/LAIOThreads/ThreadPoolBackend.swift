@@ -1,0 +1,398 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CLiburing
+import LAIOCore
+import Synchronization
+
+/// Settings of the `threads` backend.
+public struct ThreadPoolSettings: Sendable, Equatable {
+    /// Worker threads, started with the context. Each runs one blocking call at a time.
+    public var workers: Int
+    /// How long `submit` waits for the worker before answering `.inProgress`. A call that
+    /// finishes within the window is returned synchronously, as if it had not blocked.
+    /// Zero hands every call to the background.
+    public var lazyWindow: Duration
+    /// The most operations that may be outstanding (queued, running, or completed and not
+    /// yet returned by poll); past it `submit` throws `EAGAIN`.
+    public var capacity: Int
+
+    /// Defaults measured on a 2-core machine (see README, "Choosing the defaults").
+    public init(workers: Int = 16, lazyWindow: Duration = .microseconds(50), capacity: Int = 16_384) {
+        self.workers = workers
+        self.lazyWindow = lazyWindow
+        self.capacity = capacity
+    }
+}
+
+/// The `threads` backend: the eager thread pool of liblaiogen.
+///
+/// Every call is handed to a worker at once. The caller then waits a bounded lazy window;
+/// a call that finishes inside it is returned synchronously, any other continues in the
+/// background and its completion reaches the context's `CompletionQueue`. Cancelling a
+/// queued call removes it; cancelling a running one interrupts its worker with a real-time
+/// signal (re-sent by `service()` until the call returns, so a signal that lands just before
+/// the worker enters the kernel is not lost).
+public final class ThreadPoolBackend: Backend, @unchecked Sendable {
+    // @unchecked: shared mutable state lives in `state` (a Mutex); each Slot's fields say
+    // what guards them; `slots` and `workers` are immutable arrays of reference objects.
+
+    public let settings: ThreadPoolSettings
+    private let completions: CompletionQueue
+    private let windowNanoseconds: Int64
+    private let slots: [Slot]
+    private let workers: [Worker]
+    private let state: Mutex<PoolState>
+    /// Running operations with a cancellation request; lets `service()` skip its lock.
+    private let pendingCancels = Atomic<Int>(0)
+    private let cancelSignal = laio_shim_cancel_signal()
+
+    private struct PoolState {
+        var free: [Int32]
+        var queue = Ring<Int32>(initialCapacity: 256)
+        var idle: [Int32] = []
+        var cancelling: [Int32] = []
+        var closing = false
+        var liveWorkers = 0
+    }
+
+    /// Starts the pool's workers. Throws `EINVAL` for non-positive settings, or the errno of
+    /// a failed thread start or signal-handler installation.
+    public init(settings: ThreadPoolSettings, completions: CompletionQueue) throws(Errno) {
+        guard settings.workers > 0, settings.capacity > 0, settings.lazyWindow >= .zero,
+              settings.capacity <= Int(Int32.max) - 1
+        else { throw .invalidArgument }
+        let installed = laio_shim_install_cancel_handler()
+        guard installed == 0 else { throw Errno(rawValue: -installed) }
+        self.settings = settings
+        self.completions = completions
+        self.windowNanoseconds = settings.lazyWindow.nanoseconds
+        self.slots = (0..<settings.capacity).map { _ in Slot() }
+        self.workers = (0..<settings.workers).map { _ in Worker() }
+        self.state = Mutex(PoolState(free: (0..<Int32(settings.capacity)).reversed()))
+        for index in workers.indices {
+            do throws(Errno) {
+                try start(worker: Int32(index))
+            } catch {
+                shutdown()
+                throw error
+            }
+        }
+    }
+
+    deinit { shutdown() }
+
+    // MARK: Submitting
+
+    public func submit(_ operation: Operation) throws(Errno) -> Outcome {
+        if operation.isUnsafeOffThread { return .completed(.failure(.noFunction)) }
+        try completions.reserve()
+        let dispatch = state.withLock { state -> Dispatch in
+            if state.closing { return .closed }
+            // Credits bound outstanding operations by `capacity`, so a slot is always free.
+            let index = state.free.removeLast()
+            let slot = slots[Int(index)]
+            slot.generation &+= 1
+            slot.operation = operation
+            slot.cancelRequested.store(false, ordering: .relaxed)
+            slot.phase.store(Phase.waiting, ordering: .relaxed)
+            if let worker = state.idle.popLast() {
+                slot.status = .running(worker)
+                workers[Int(worker)].assigned = index
+                return .handed(index, worker)
+            }
+            slot.status = .queued
+            state.queue.append(index)
+            return .queued(index)
+        }
+        let index: Int32
+        switch dispatch {
+        case .closed:
+            completions.release()
+            throw .badFileDescriptor
+        case let .handed(slotIndex, worker):
+            sem_post(workers[Int(worker)].semaphore)
+            index = slotIndex
+        case let .queued(slotIndex):
+            index = slotIndex
+        }
+        let slot = slots[Int(index)]
+        if windowNanoseconds > 0 {
+            let deadline = monotonicNanoseconds() &+ windowNanoseconds
+            var spins = 0
+            while slot.phase.load(ordering: .acquiring) == Phase.waiting {
+                spins &+= 1
+                if spins & 31 == 0 && monotonicNanoseconds() >= deadline { break }
+            }
+        }
+        // Exactly one of caller and worker sees the other's mark: whoever comes second
+        // owns the result (the caller returns it, or the worker pushes a completion).
+        if slot.phase.exchange(Phase.detached, ordering: .acquiringAndReleasing) == Phase.done {
+            let result = slot.result
+            state.withLock { state in free(index, in: &state) }
+            completions.release()
+            return .completed(Result(kernelReturn: result))
+        }
+        return .inProgress(slot.handle(index: index))
+    }
+
+    private enum Dispatch { case closed, handed(Int32, Int32), queued(Int32) }
+
+    // MARK: Cancelling
+
+    public func cancel(_ handle: Handle) throws(Errno) {
+        let index = Int(handle.rawValue & 0xFFFF_FFFF) - 1
+        guard slots.indices.contains(index) else { throw .noSuchFileOrDirectory }
+        let slot = slots[index]
+        let generation = UInt32(truncatingIfNeeded: handle.rawValue >> 32)
+        let action = state.withLock { state -> CancelAction in
+            guard slot.generation == generation,
+                  slot.phase.load(ordering: .acquiring) == Phase.detached
+            else { return .notFound }
+            switch slot.status {
+            case .queued:
+                slot.status = .cancelledInQueue
+                return .report
+            case let .running(worker):
+                if !slot.cancelRequested.load(ordering: .relaxed) {
+                    slot.cancelRequested.store(true, ordering: .releasing)
+                    state.cancelling.append(Int32(index))
+                    pendingCancels.wrappingAdd(1, ordering: .relaxed)
+                }
+                return .interrupt(workers[Int(worker)].thread)
+            case .free, .cancelledInQueue:
+                return .notFound
+            }
+        }
+        switch action {
+        case .notFound:
+            throw .noSuchFileOrDirectory
+        case .report:
+            // The worker that dequeues the tombstone frees the slot; the handle is reported now.
+            completions.push(Completion(handle: handle, result: .failure(.canceled)))
+        case let .interrupt(thread):
+            _ = pthread_kill(thread, cancelSignal)
+        }
+    }
+
+    private enum CancelAction { case notFound, report, interrupt(pthread_t) }
+
+    public func service() -> Duration? {
+        guard pendingCancels.load(ordering: .relaxed) > 0 else { return nil }
+        reassertCancels()
+        return .milliseconds(1)
+    }
+
+    /// Re-sends the cancel signal to every worker still running a cancelled call.
+    private func reassertCancels() {
+        state.withLock { state in
+            for index in state.cancelling {
+                if case let .running(worker) = slots[Int(index)].status {
+                    _ = pthread_kill(workers[Int(worker)].thread, cancelSignal)
+                }
+            }
+        }
+    }
+
+    // MARK: Shutting down
+
+    public func shutdown() {
+        let (first, cancelled) = state.withLock { state -> (Bool, [Handle]) in
+            guard !state.closing else { return (false, []) }
+            state.closing = true
+            var cancelled: [Handle] = []
+            for (index, slot) in slots.enumerated() where slot.status == .queued {
+                if slot.phase.load(ordering: .acquiring) == Phase.detached {
+                    slot.status = .cancelledInQueue
+                    cancelled.append(slot.handle(index: Int32(index)))
+                }
+            }
+            for worker in state.idle {
+                workers[Int(worker)].assigned = -1
+                sem_post(workers[Int(worker)].semaphore)
+            }
+            state.idle.removeAll()
+            return (true, cancelled)
+        }
+        for handle in cancelled {
+            completions.push(Completion(handle: handle, result: .failure(.canceled)))
+        }
+        // Interrupt running background calls until every worker has exited; calls in a
+        // caller's lazy window are left to finish or detach (then they are interrupted too).
+        while true {
+            let live = state.withLock { state -> Int in
+                for (index, slot) in slots.enumerated() {
+                    guard case let .running(worker) = slot.status,
+                          slot.phase.load(ordering: .acquiring) == Phase.detached else { continue }
+                    if !slot.cancelRequested.load(ordering: .relaxed) {
+                        slot.cancelRequested.store(true, ordering: .releasing)
+                        state.cancelling.append(Int32(index))
+                        pendingCancels.wrappingAdd(1, ordering: .relaxed)
+                    }
+                    _ = pthread_kill(workers[Int(worker)].thread, cancelSignal)
+                }
+                return state.liveWorkers
+            }
+            if live == 0 { break }
+            var pause = timespec(tv_sec: 0, tv_nsec: 500_000)
+            _ = nanosleep(&pause, nil)
+        }
+        // A worker that has left its loop touches nothing of the caller's; the first
+        // caller of shutdown reaps the threads.
+        if first {
+            for worker in workers {
+                if let thread = worker.joinHandle { pthread_join(thread, nil) }
+            }
+        }
+    }
+
+    // MARK: Workers
+
+    private func start(worker index: Int32) throws(Errno) {
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, 256 * 1024)
+        state.withLock { $0.liveWorkers += 1 }
+        let context = Unmanaged.passRetained(WorkerStart(pool: self, index: index)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, &attributes, { argument in
+            let start = Unmanaged<WorkerStart>.fromOpaque(argument!).takeRetainedValue()
+            start.pool.workerLoop(start.index)
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<WorkerStart>.fromOpaque(context).release()
+            state.withLock { $0.liveWorkers -= 1 }
+            throw Errno(rawValue: rc)
+        }
+        workers[Int(index)].joinHandle = thread
+    }
+
+    private func workerLoop(_ me: Int32) {
+        _ = laio_shim_worker_sigmask()
+        let worker = workers[Int(me)]
+        worker.thread = pthread_self()  // published to cancellers by the lock below
+        var finished: Int32 = -1  // a slot this worker reported and has yet to free
+        while true {
+            let next = state.withLock { state -> Int32? in
+                if finished >= 0 { free(finished, in: &state) }
+                while let index = state.queue.popFirst() {
+                    if slots[Int(index)].status == .cancelledInQueue {
+                        free(index, in: &state)
+                        continue
+                    }
+                    slots[Int(index)].status = .running(me)
+                    return index
+                }
+                if state.closing {
+                    state.liveWorkers -= 1
+                    return nil
+                }
+                state.idle.append(me)
+                return -1
+            }
+            finished = -1
+            guard var index = next else { return }
+            if index < 0 {
+                while sem_wait(worker.semaphore) != 0 {}
+                index = worker.assigned  // published by sem_post after the lock
+                if index < 0 { continue }
+            }
+            if run(index) { finished = index }
+        }
+    }
+
+    /// Runs the call in slot `index`. Returns true if this worker reported it (and must free it).
+    private func run(_ index: Int32) -> Bool {
+        let slot = slots[Int(index)]
+        var result: Int
+        if slot.cancelRequested.load(ordering: .acquiring) {
+            result = -Int(ECANCELED)
+        } else {
+            repeat {
+                result = slot.operation.run()
+                // EINTR can only come from the cancel signal (workers block all others);
+                // a stale one, meant for an earlier call, just restarts this one.
+            } while result == -Int(EINTR) && !slot.cancelRequested.load(ordering: .acquiring)
+            if result == -Int(EINTR) { result = -Int(ECANCELED) }
+        }
+        slot.result = result
+        if slot.phase.exchange(Phase.done, ordering: .acquiringAndReleasing) == Phase.detached {
+            completions.push(Completion(handle: slot.handle(index: index), kernelReturn: result))
+            return true
+        }
+        return false
+    }
+
+    /// Returns slot `index` to the free list. Called with the pool's lock held.
+    private func free(_ index: Int32, in state: inout PoolState) {
+        let slot = slots[Int(index)]
+        slot.status = .free
+        if slot.cancelRequested.load(ordering: .relaxed),
+           let position = state.cancelling.firstIndex(of: index) {
+            state.cancelling.remove(at: position)
+            pendingCancels.wrappingSubtract(1, ordering: .relaxed)
+        }
+        state.free.append(index)
+    }
+}
+
+/// The hand-off marks between a submitting caller and the worker running its call.
+private enum Phase {
+    static let waiting: UInt8 = 0   // the caller is in its lazy window
+    static let done: UInt8 = 1      // the worker has stored the result
+    static let detached: UInt8 = 2  // the caller returned .inProgress
+}
+
+/// One operation's place in the pool, reused after its completion is delivered.
+private final class Slot: @unchecked Sendable {
+    // @unchecked: `phase` and `cancelRequested` are atomics; `generation`, `status` and
+    // `operation` are written under the pool's lock (the worker reads `operation` after
+    // the lock or semaphore that published it); `result` is written by the worker before
+    // its release-exchange of `phase` and read by the caller after its acquire.
+    let phase = Atomic<UInt8>(0)
+    let cancelRequested = Atomic<Bool>(false)
+    var generation: UInt32 = 0
+    var status: Status = .free
+    var operation: Operation = .syscall(number: -1)
+    var result = 0
+
+    enum Status: Equatable { case free, queued, running(Int32), cancelledInQueue }
+
+    /// (generation << 32) | (index + 1): never zero, and unique while the slot is in use.
+    func handle(index: Int32) -> Handle {
+        Handle(rawValue: UInt64(generation) << 32 | UInt64(index + 1))
+    }
+}
+
+/// A worker thread and the semaphore it sleeps on while idle.
+private final class Worker: @unchecked Sendable {
+    // @unchecked: `assigned` is written under the pool's lock before `sem_post` and read
+    // by the worker after `sem_wait`; `thread` is written by the worker before it first
+    // takes the pool's lock and read by cancellers under that lock; `joinHandle` is written
+    // by the pool's initializer before the pool is shared.
+    let semaphore: UnsafeMutablePointer<sem_t>
+    var assigned: Int32 = -1
+    var thread = pthread_t()
+    var joinHandle: pthread_t?
+
+    init() {
+        semaphore = .allocate(capacity: 1)
+        sem_init(semaphore, 0, 0)
+    }
+
+    deinit {
+        // Safe: the pool joins this worker before it lets go of it.
+        sem_destroy(semaphore)
+        semaphore.deallocate()
+    }
+}
+
+private final class WorkerStart {
+    let pool: ThreadPoolBackend
+    let index: Int32
+    init(pool: ThreadPoolBackend, index: Int32) { self.pool = pool; self.index = index }
+}

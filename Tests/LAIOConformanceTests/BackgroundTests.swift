@@ -1,0 +1,183 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LAIO
+import Synchronization
+import Testing
+
+@Suite("Background calls and poll")
+struct BackgroundTests {
+    @Test("a read on an empty pipe goes in progress and completes through poll", arguments: asynchronousBackends)
+    func pipeRead(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        guard case let .inProgress(handle) = try laio.submit(.read(fd: r, buffer: buffer)) else {
+            Issue.record("a read on an empty pipe completed synchronously")
+            return
+        }
+        #expect(try laio.poll(maximum: 4, timeout: .zero).isEmpty)
+        #expect(Glibc.write(w, "hello", 5) == 5)
+        #expect(try awaitCompletion(of: handle, in: laio) == .success(5))
+        #expect(Array(buffer.prefix(5)) == Array("hello".utf8))
+        try expectNoCompletion(in: laio)
+    }
+
+    @Test("a read on an idle loopback socket goes in progress and completes through poll", arguments: asynchronousBackends)
+    func socketRead(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let (client, server) = try makeSocketPair()
+        defer { close(client); close(server) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        guard case let .inProgress(handle) = try laio.submit(.recv(fd: server, buffer: buffer)) else {
+            Issue.record("a recv on an idle socket completed synchronously")
+            return
+        }
+        #expect(send(client, "ping!!", 6, 0) == 6)
+        #expect(try awaitCompletion(of: handle, in: laio) == .success(6))
+        #expect(Array(buffer.prefix(6)) == Array("ping!!".utf8))
+    }
+
+    @Test("the blocking backend always answers synchronously", arguments: [BackendKind.blocking])
+    func blockingIsSynchronous(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let start = ContinuousClock.now
+        #expect(try laio.submit(.nanosleep(.milliseconds(20))) == .completed(.success(0)))
+        #expect(ContinuousClock.now - start >= .milliseconds(19))
+        #expect(try laio.poll(maximum: 1, timeout: .zero).isEmpty)
+    }
+
+    @Test("10,000 concurrent background operations are each delivered exactly once", arguments: asynchronousBackends)
+    func tenThousand(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let count = 10_000
+        let buffers = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 1)
+        defer { buffers.deallocate() }
+        var pending = Set<Handle>()
+        for i in 0..<count {
+            let one = UnsafeMutableRawBufferPointer(rebasing: buffers[i..<i + 1])
+            switch try laio.submit(.read(fd: r, buffer: one)) {
+            case .completed(let result): Issue.record("read \(i) on an empty pipe completed: \(result)")
+            case .inProgress(let handle):
+                #expect(pending.insert(handle).inserted, "handle \(handle) issued twice while outstanding")
+            }
+        }
+        #expect(pending.count == count)
+        #expect(laio.outstandingCount == count)
+        // One byte per read.
+        let data = [UInt8](repeating: 0x5A, count: count)
+        var written = 0
+        while written < count {
+            let n = data.withUnsafeBytes { Glibc.write(w, $0.baseAddress! + written, count - written) }
+            #expect(n > 0)
+            if n <= 0 { break }
+            written += n
+        }
+        var bytes = 0
+        var completions: [Completion] = []
+        completions.reserveCapacity(256)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !pending.isEmpty && ContinuousClock.now < deadline {
+            completions.removeAll(keepingCapacity: true)
+            _ = try laio.poll(into: &completions, maximum: 256, timeout: .milliseconds(200))
+            for completion in completions {
+                #expect(pending.remove(completion.handle) != nil, "\(completion.handle) reported twice or never issued")
+                bytes += (try? completion.result.get()) ?? 0
+            }
+        }
+        #expect(pending.isEmpty, "\(pending.count) handles never reported")
+        #expect(bytes == count)
+        #expect(buffers.allSatisfy { $0 == 0x5A })
+        #expect(laio.outstandingCount == 0)
+        try expectNoCompletion(in: laio)
+    }
+
+    @Test("poll timeouts are honoured", arguments: allBackends)
+    func pollTimeouts(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        var start = ContinuousClock.now
+        #expect(try laio.poll(maximum: 8, timeout: .zero).isEmpty)
+        #expect(ContinuousClock.now - start < .milliseconds(50))
+        start = ContinuousClock.now
+        #expect(try laio.poll(maximum: 8, timeout: .milliseconds(80)).isEmpty)
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(79) && waited < .seconds(2), "waited \(waited)")
+    }
+
+    @Test("a completion wakes an infinite poll", arguments: asynchronousBackends)
+    func completionWakesPoll(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
+        defer { buffer.deallocate() }
+        guard case let .inProgress(handle) = try laio.submit(.read(fd: r, buffer: buffer)) else {
+            Issue.record("a read on an empty pipe completed synchronously")
+            return
+        }
+        let writer = Thread.detached { usleep(100_000); _ = Glibc.write(w, "x", 1) }
+        let start = ContinuousClock.now
+        let completions = try laio.poll(maximum: 8, timeout: nil)
+        #expect(completions == [Completion(handle: handle, result: .success(1))])
+        #expect(ContinuousClock.now - start >= .milliseconds(90))
+        writer.join()
+    }
+
+    @Test("the notification descriptor is readable exactly while completions wait", arguments: asynchronousBackends)
+    func notificationDescriptor(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let fd = laio.notificationDescriptor
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
+        defer { buffer.deallocate() }
+        #expect(!isReadable(fd))
+        guard case let .inProgress(handle) = try laio.submit(.read(fd: r, buffer: buffer)) else {
+            Issue.record("a read on an empty pipe completed synchronously")
+            return
+        }
+        #expect(!isReadable(fd, waiting: 20))
+        #expect(Glibc.write(w, "ab", 2) == 2)
+        #expect(isReadable(fd, waiting: 5000))
+        #expect(isReadable(fd), "still readable until polled")
+        #expect(try laio.poll(maximum: 8, timeout: .zero) == [Completion(handle: handle, result: .success(2))])
+        #expect(!isReadable(fd))
+    }
+
+    @Test("poll with no room for completions is EINVAL", arguments: allBackends)
+    func pollZeroCapacity(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        var completions: [Completion] = []
+        #expect(throws: Errno.invalidArgument) { try laio.poll(into: &completions, maximum: 0, timeout: .zero) }
+        #expect(throws: Errno.invalidArgument) { try laio.poll(maximum: -1, timeout: nil) }
+    }
+}
+
+/// A joinable thread for tests.
+final class Thread: Sendable {
+    private let thread: pthread_t
+
+    private init(thread: pthread_t) { self.thread = thread }
+
+    static func detached(_ body: @escaping @Sendable () -> Void) -> Thread {
+        final class Box: Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let rc = pthread_create(&thread, nil, { argument in
+            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create failed")
+        return Thread(thread: thread)
+    }
+
+    func join() { pthread_join(thread, nil) }
+}
