@@ -30,8 +30,13 @@ public enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible
 
     /// The backend named by `LAIO_BACKEND`, or `.auto` when it is unset or empty.
     public static func fromEnvironment() throws(ContextError) -> BackendKind {
-        guard let value = getenv(environmentVariable), value.pointee != 0 else { return .auto }
-        return try BackendKind(word: String(cString: value))
+        try fromEnvironment(getenv(environmentVariable).map { String(cString: $0) })
+    }
+
+    /// The backend named by an environment value: `.auto` for nil or empty.
+    public static func fromEnvironment(_ value: String?) throws(ContextError) -> BackendKind {
+        guard let value, !value.isEmpty else { return .auto }
+        return try BackendKind(word: value)
     }
 }
 

@@ -11,7 +11,7 @@ struct BackendAvailabilityTests {
     func startsAsAsked(_ kind: BackendKind) throws {
         let laio = try Context(backend: kind)
         #expect(laio.backendKind == kind)
-        #expect(try laio.submit(.syscall(number: SyscallNumber.getpid)) == .completed(.success(Int(getpid()))))
+        #expect(try complete(.syscall(number: SyscallNumber.getpid), in: laio) == .success(Int(getpid())))
     }
 
     @Test("auto starts and runs the conformance suite", .enabled(if: Backends.startable.contains(.auto), Backends.skipReason(.auto)))

@@ -1,1 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LAIO
 import Testing
+
+/// Tests of the `threads` backend's own settings: the lazy window, the pool size and
+/// the bound on outstanding operations.
+@Suite("Thread pool")
+struct ThreadPoolTests {
+    @Test("a zero lazy window hands every call to the background")
+    func zeroWindow() throws {
+        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: 2, lazyWindow: .zero))
+        var handles = Set<Handle>()
+        for _ in 0..<50 {
+            guard case let .inProgress(handle) = try laio.submit(.syscall(number: SyscallNumber.getpid)) else {
+                Issue.record("a call completed synchronously with a zero window")
+                continue
+            }
+            handles.insert(handle)
+        }
+        var seen = Set<Handle>()
+        while seen.count < handles.count {
+            for completion in try laio.poll(maximum: 64, timeout: .seconds(5)) {
+                #expect(completion.result == .success(Int(getpid())))
+                #expect(seen.insert(completion.handle).inserted)
+            }
+        }
+        #expect(seen == handles)
+    }
+
+    @Test("a call that finishes inside the lazy window returns synchronously")
+    func callInsideWindow() throws {
+        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: 2, lazyWindow: .seconds(2)))
+        let start = ContinuousClock.now
+        #expect(try laio.submit(.nanosleep(.milliseconds(30))) == .completed(.success(0)))
+        #expect(ContinuousClock.now - start >= .milliseconds(29))
+        #expect(laio.outstandingCount == 0)
+    }
+
+    @Test("a call that outlasts the lazy window goes to the background after about the window")
+    func callOutlastsWindow() throws {
+        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: 2, lazyWindow: .milliseconds(20)))
+        let start = ContinuousClock.now
+        guard case let .inProgress(handle) = try laio.submit(.nanosleep(.milliseconds(300))) else {
+            Issue.record("a 300 ms sleep completed inside a 20 ms window")
+            return
+        }
+        let returned = ContinuousClock.now - start
+        #expect(returned >= .milliseconds(19) && returned < .milliseconds(250), "submit took \(returned)")
+        let completions = try laio.poll(maximum: 4, timeout: .seconds(5))
+        #expect(completions == [Completion(handle: handle, result: .success(0))])
+    }
+
+    @Test("calls queue behind busy workers and run when one is free")
+    func queueBehindBusyWorkers() throws {
+        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: 1, lazyWindow: .milliseconds(50)))
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let byte = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+        defer { byte.deallocate() }
+        guard case let .inProgress(blocked) = try laio.submit(.read(fd: r, buffer: byte)) else {
+            Issue.record("a read on an empty pipe completed synchronously")
+            return
+        }
+        // The only worker is blocked, so even getpid cannot finish inside the window.
+        guard case let .inProgress(queued) = try laio.submit(.syscall(number: SyscallNumber.getpid)) else {
+            Issue.record("a call completed although the only worker was blocked")
+            return
+        }
+        #expect(Glibc.write(w, "!", 1) == 1)
+        var results: [Handle: Result<Int, Errno>] = [:]
+        while results.count < 2 {
+            for completion in try laio.poll(maximum: 4, timeout: .seconds(5)) { results[completion.handle] = completion.result }
+        }
+        #expect(results == [blocked: .success(1), queued: .success(Int(getpid()))])
+    }
+
+    @Test("at capacity submit answers EAGAIN, and recovers when completions are polled")
+    func backpressure() throws {
+        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: 2, lazyWindow: .zero, capacity: 4))
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4, alignment: 1)
+        defer { buffer.deallocate() }
+        for i in 0..<4 {
+            guard case .inProgress = try laio.submit(.read(fd: r, buffer: UnsafeMutableRawBufferPointer(rebasing: buffer[i..<i + 1]))) else {
+                Issue.record("read \(i) completed synchronously")
+                return
+            }
+        }
+        for _ in 0..<3 {
+            #expect(throws: Errno.resourceTemporarilyUnavailable) { try laio.submit(.syscall(number: SyscallNumber.getpid)) }
+        }
+        #expect(Glibc.write(w, "abcd", 4) == 4)
+        // Finished but not yet polled still counts against capacity.
+        usleep(50_000)
+        #expect(throws: Errno.resourceTemporarilyUnavailable) { try laio.submit(.syscall(number: SyscallNumber.getpid)) }
+        var delivered = 0
+        while delivered < 4 { delivered += try laio.poll(maximum: 8, timeout: .seconds(5)).count }
+        #expect(laio.outstandingCount == 0)
+        guard case let .inProgress(handle) = try laio.submit(.syscall(number: SyscallNumber.getpid)) else {
+            Issue.record("a zero window answered synchronously")
+            return
+        }
+        #expect(try laio.poll(maximum: 8, timeout: .seconds(5)) == [Completion(handle: handle, result: .success(Int(getpid())))])
+    }
+
+    @Test("cancel interrupts a worker blocked in the kernel, every time")
+    func cancelInterruptsRunningCall() throws {
+        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: 4, lazyWindow: .zero))
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let byte = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+        defer { byte.deallocate() }
+        for _ in 0..<200 {
+            guard case let .inProgress(handle) = try laio.submit(.read(fd: r, buffer: byte)) else {
+                Issue.record("a zero window answered synchronously")
+                return
+            }
+            try laio.cancel(handle)
+            #expect(try laio.poll(maximum: 4, timeout: .seconds(5)) == [Completion(handle: handle, result: .failure(.canceled))])
+        }
+    }
+
+    @Test("settings that cannot work are refused")
+    func badSettings() {
+        for settings in [ThreadPoolSettings(workers: 0), ThreadPoolSettings(capacity: 0),
+                         ThreadPoolSettings(lazyWindow: .milliseconds(-1))] {
+            #expect(throws: ContextError.setupFailed(.threads, .invalidArgument)) {
+                try Context(backend: .threads, threads: settings)
+            }
+        }
+    }
+
+    @Test("the backend word comes from LAIO_BACKEND, and a bad word is a clear error")
+    func backendWords() throws {
+        #expect(try BackendKind.fromEnvironment(nil) == .auto)
+        #expect(try BackendKind.fromEnvironment("") == .auto)
+        for kind in BackendKind.allCases { #expect(try BackendKind.fromEnvironment(kind.rawValue) == kind) }
+        #expect(throws: ContextError.unknownBackend("io_uring")) { try BackendKind.fromEnvironment("io_uring") }
+        let message = "\(ContextError.unknownBackend("fast"))"
+        #expect(message.contains("'fast'") && message.contains("auto, uring, threads, blocking"))
+    }
+}
+
+func makePipe() throws -> (Int32, Int32) {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { throw Errno(rawValue: errno) }
+    return (fds[0], fds[1])
+}
