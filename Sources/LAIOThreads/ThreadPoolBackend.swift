@@ -18,12 +18,17 @@ public struct ThreadPoolSettings: Sendable, Equatable {
     /// The most operations that may be outstanding (queued, running, or completed and not
     /// yet returned by poll); past it `submit` throws `EAGAIN`.
     public var capacity: Int
+    /// How long an idle worker keeps looking for new work before it sleeps. Within it a
+    /// hand-off costs a cache-line transfer instead of a futex wake-up and a scheduler trip.
+    public var idleSpin: Duration
 
     /// Defaults measured on a 2-core machine (see README, "Choosing the defaults").
-    public init(workers: Int = 16, lazyWindow: Duration = .microseconds(50), capacity: Int = 16_384) {
+    public init(workers: Int = 16, lazyWindow: Duration = .microseconds(50), capacity: Int = 16_384,
+                idleSpin: Duration = .microseconds(50)) {
         self.workers = workers
         self.lazyWindow = lazyWindow
         self.capacity = capacity
+        self.idleSpin = idleSpin
     }
 }
 
@@ -42,6 +47,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     public let settings: ThreadPoolSettings
     private let completions: CompletionQueue
     private let windowNanoseconds: Int64
+    private let idleSpinNanoseconds: Int64
     private let slots: [Slot]
     private let workers: [Worker]
     private let state: Mutex<PoolState>
@@ -61,7 +67,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     /// Starts the pool's workers. Throws `EINVAL` for non-positive settings, or the errno of
     /// a failed thread start or signal-handler installation.
     public init(settings: ThreadPoolSettings, completions: CompletionQueue) throws(Errno) {
-        guard settings.workers > 0, settings.capacity > 0, settings.lazyWindow >= .zero,
+        guard settings.workers > 0, settings.capacity > 0, settings.lazyWindow >= .zero, settings.idleSpin >= .zero,
               settings.capacity <= Int(Int32.max) - 1
         else { throw .invalidArgument }
         let installed = laio_shim_install_cancel_handler()
@@ -69,6 +75,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         self.settings = settings
         self.completions = completions
         self.windowNanoseconds = settings.lazyWindow.nanoseconds
+        self.idleSpinNanoseconds = settings.idleSpin.nanoseconds
         self.slots = (0..<settings.capacity).map { _ in Slot() }
         self.workers = (0..<settings.workers).map { _ in Worker() }
         self.state = Mutex(PoolState(free: (0..<Int32(settings.capacity)).reversed()))
@@ -100,7 +107,6 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             slot.phase.store(Phase.waiting, ordering: .relaxed)
             if let worker = state.idle.popLast() {
                 slot.status = .running(worker)
-                workers[Int(worker)].assigned = index
                 return .handed(index, worker)
             }
             slot.status = .queued
@@ -113,7 +119,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             completions.release()
             throw .badFileDescriptor
         case let .handed(slotIndex, worker):
-            sem_post(workers[Int(worker)].semaphore)
+            workers[Int(worker)].deliver(slotIndex)
             index = slotIndex
         case let .queued(slotIndex):
             index = slotIndex
@@ -209,10 +215,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
                     cancelled.append(slot.handle(index: Int32(index)))
                 }
             }
-            for worker in state.idle {
-                workers[Int(worker)].assigned = -1
-                sem_post(workers[Int(worker)].semaphore)
-            }
+            for worker in state.idle { workers[Int(worker)].deliver(Mailbox.recheck) }
             state.idle.removeAll()
             return (true, cancelled)
         }
@@ -297,8 +300,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             finished = -1
             guard var index = next else { return }
             if index < 0 {
-                while sem_wait(worker.semaphore) != 0 {}
-                index = worker.assigned  // published by sem_post after the lock
+                index = worker.collect(spinningFor: idleSpinNanoseconds)
                 if index < 0 { continue }
             }
             if run(index) { finished = index }
@@ -368,20 +370,56 @@ private final class Slot: @unchecked Sendable {
     }
 }
 
-/// A worker thread and the semaphore it sleeps on while idle.
+/// The values of a worker's mailbox other than a slot index.
+private enum Mailbox {
+    static let empty: Int32 = -2     // idle, nothing delivered yet
+    static let sleeping: Int32 = -3  // idle and parked on the semaphore
+    static let recheck: Int32 = -1   // look at the pool's state again (shutdown)
+}
+
+/// A worker thread and its mailbox: an idle worker spins on the mailbox for a while,
+/// then parks on its semaphore. Delivering wakes it only if it parked.
 private final class Worker: @unchecked Sendable {
-    // @unchecked: `assigned` is written under the pool's lock before `sem_post` and read
-    // by the worker after `sem_wait`; `thread` is written by the worker before it first
+    // @unchecked: `mailbox` is atomic; `thread` is written by the worker before it first
     // takes the pool's lock and read by cancellers under that lock; `joinHandle` is written
-    // by the pool's initializer before the pool is shared.
+    // by the pool's initializer before the pool is shared. The semaphore is thread-safe.
     let semaphore: UnsafeMutablePointer<sem_t>
-    var assigned: Int32 = -1
+    let mailbox = Atomic<Int32>(Mailbox.empty)
     var thread = pthread_t()
     var joinHandle: pthread_t?
 
     init() {
         semaphore = .allocate(capacity: 1)
         sem_init(semaphore, 0, 0)
+    }
+
+    /// Hands `value` (a slot index or `Mailbox.recheck`) to this idle worker. The release
+    /// publishes the slot's fields, which the submitter wrote under the pool's lock.
+    func deliver(_ value: Int32) {
+        if mailbox.exchange(value, ordering: .acquiringAndReleasing) == Mailbox.sleeping {
+            sem_post(semaphore)
+        }
+    }
+
+    /// Waits for the next delivery: spins for `spin` nanoseconds, then parks.
+    func collect(spinningFor spin: Int64) -> Int32 {
+        let deadline = spin > 0 ? monotonicNanoseconds() &+ spin : 0
+        var spins = 0
+        while true {
+            let value = mailbox.load(ordering: .acquiring)
+            if value != Mailbox.empty {
+                mailbox.store(Mailbox.empty, ordering: .relaxed)
+                return value
+            }
+            spins &+= 1
+            if spins & 63 == 0 && monotonicNanoseconds() >= deadline { break }
+        }
+        if mailbox.compareExchange(expected: Mailbox.empty, desired: Mailbox.sleeping,
+                                   ordering: .acquiringAndReleasing).exchanged {
+            while sem_wait(semaphore) != 0 {}
+        }
+        let value = mailbox.exchange(Mailbox.empty, ordering: .acquiring)
+        return value
     }
 
     deinit {

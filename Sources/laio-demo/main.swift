@@ -1,1 +1,182 @@
-print("placeholder")
+// laio-demo: runs the same workloads on every backend and prints a comparison table.
+//
+//   laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N]
+//             [--dir DIR] [--tune]
+//
+// Workloads: cached 4 KiB preads (against pread(2) in the same run), cold random 4 KiB
+// reads with 32 in flight (pages dropped with POSIX_FADV_DONTNEED before each run) and
+// pipe round trips through an echo thread. Each figure is the median of --runs runs.
+// --tune sweeps the thread pool's lazy window and worker count instead.
+#if canImport(Glibc)
+import Glibc
+#endif
+import LAIO
+
+struct Options {
+    var backends: [BackendKind] = BackendKind.allCases
+    var quick = false
+    var runs = 5
+    var directory = "/var/tmp"
+    var tune = false
+
+    init(_ arguments: [String]) throws {
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            switch argument {
+            case "--backend":
+                guard let word = rest.popFirst() else { throw DemoError("--backend needs a word") }
+                backends = word == "all" ? BackendKind.allCases : [try BackendKind(word: word)]
+            case "--quick": quick = true; runs = 3
+            case "--runs":
+                guard let value = rest.popFirst().flatMap({ Int($0) }), value > 0 else { throw DemoError("--runs needs a positive number") }
+                runs = value
+            case "--dir":
+                guard let value = rest.popFirst() else { throw DemoError("--dir needs a directory") }
+                directory = value
+            case "--tune": tune = true
+            case "-h", "--help":
+                print("usage: laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N] [--dir DIR] [--tune]")
+                exit(0)
+            default: throw DemoError("unknown argument '\(argument)' (try --help)")
+            }
+        }
+    }
+}
+
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+}
+
+func format(_ value: Double, _ digits: Int = 0) -> String {
+    guard value.isFinite else { return "-" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let rounded = (value * scale).rounded() / scale
+    return digits == 0 ? String(Int(rounded)) : String(rounded)
+}
+
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let widths = header.indices.map { column in
+        max(header[column].count, rows.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0) + 2
+    }
+    print(header.enumerated().map { pad($1, widths[$0]) }.joined())
+    print(widths.map { String(repeating: "-", count: $0 - 1) + " " }.joined())
+    for row in rows { print(row.enumerated().map { pad($1, widths[$0]) }.joined()) }
+}
+
+func progress(_ message: String) {
+    printError("  \(message)")
+}
+
+func compare(_ options: Options) throws {
+    let cachedCalls = options.quick ? 5_000 : 20_000
+    let coldReads = options.quick ? 1_000 : 3_000
+    let roundTrips = options.quick ? 2_000 : 5_000
+    let cachedFile = try TestFile(path: "\(options.directory)/laio-demo-cached.dat", size: 64 << 20)
+    let coldFile = try TestFile(path: "\(options.directory)/laio-demo-cold.dat", size: (options.quick ? 256 : 1024) << 20)
+    try cachedFile.warm()
+    let cachedFD = try cachedFile.open()
+    let coldFD = try coldFile.open()
+    defer { close(cachedFD); close(coldFD) }
+    _ = posix_fadvise(coldFD, 0, 0, POSIX_FADV_RANDOM)  // no readahead: each read is one 4 KiB I/O
+    let cachedOffsets = randomOffsets(count: cachedCalls, fileSize: cachedFile.size)
+    let coldOffsets = randomOffsets(count: coldReads, fileSize: coldFile.size, seed: 42)
+
+    print("laio-demo: \(options.runs) runs per figure, medians; cached: \(cachedCalls) preads of 4 KiB in a warm 64 MiB file;")
+    print("cold: \(coldReads) random 4 KiB reads, 32 in flight, in a \(coldFile.size >> 20) MiB file with its pages dropped before each run;")
+    print("pipe: \(roundTrips) one-byte round trips through an echo thread.\n")
+
+    var rows: [[String]] = []
+    var unavailable: [String] = []
+    var rawCached: [Double] = [], rawCold: [Double] = [], rawPipe: [Double] = []
+    progress("raw system calls")
+    for _ in 0..<options.runs {
+        rawCached.append(rawCachedReads(fd: cachedFD, offsets: cachedOffsets))
+        try coldFile.dropCache()
+        rawCold.append(rawRandomReads(fd: coldFD, offsets: coldOffsets))
+        rawPipe.append(try pipeRoundTrips(nil, count: roundTrips))
+    }
+    let rawCachedMedian = median(rawCached), rawColdMedian = median(rawCold)
+    rows.append(["raw syscall", format(rawCachedMedian), "1.00", "100", format(rawColdMedian) + " (1 in flight)", "1.00", format(median(rawPipe), 1)])
+
+    for kind in options.backends {
+        let laio: Context
+        do {
+            laio = try Context(backend: kind)
+        } catch {
+            unavailable.append("\(kind): \(error)")
+            continue
+        }
+        progress("backend \(kind)")
+        var cached: [Double] = [], synchronous: [Double] = [], cold: [Double] = [], pipes: [Double] = []
+        for _ in 0..<options.runs {
+            let figures = try cachedReads(laio, fd: cachedFD, offsets: cachedOffsets)
+            // pread(2) again right after, so each ratio compares neighbours in time.
+            let raw = rawCachedReads(fd: cachedFD, offsets: cachedOffsets)
+            cached.append(figures.nanosecondsPerCall / raw)
+            synchronous.append(figures.synchronousFraction)
+            try coldFile.dropCache()
+            cold.append(try randomReads(laio, fd: coldFD, offsets: coldOffsets, depth: 32))
+            pipes.append(try pipeRoundTrips(laio, count: roundTrips))
+        }
+        let ratio = median(cached)
+        rows.append([kind.rawValue, format(ratio * rawCachedMedian), format(ratio, 2), format(median(synchronous) * 100),
+                     format(median(cold)), format(median(cold) / rawColdMedian, 2), format(median(pipes), 1)])
+        laio.close()
+    }
+    printTable(["backend", "cached pread ns/call", "vs raw", "sync %", "cold reads/s", "vs raw", "pipe RTT us"], rows)
+    print("\n'vs raw' for cached reads is the median of per-run ratios to pread(2) measured right after each run.")
+    for line in unavailable { print("not measured: \(line)") }
+}
+
+func tune(_ options: Options) throws {
+    let cachedFile = try TestFile(path: "\(options.directory)/laio-demo-cached.dat", size: 64 << 20)
+    let coldFile = try TestFile(path: "\(options.directory)/laio-demo-cold.dat", size: 1024 << 20)
+    try cachedFile.warm()
+    let cachedFD = try cachedFile.open(), coldFD = try coldFile.open()
+    defer { close(cachedFD); close(coldFD) }
+    _ = posix_fadvise(coldFD, 0, 0, POSIX_FADV_RANDOM)
+    let cachedOffsets = randomOffsets(count: options.quick ? 5_000 : 20_000, fileSize: cachedFile.size)
+    let coldOffsets = randomOffsets(count: options.quick ? 1_000 : 3_000, fileSize: coldFile.size, seed: 7)
+
+    print("Lazy window sweep (threads backend, 16 workers): cached 4 KiB pread and pipe round trips, medians of \(options.runs) runs")
+    var rows: [[String]] = []
+    for microseconds in [0, 5, 10, 20, 50, 100, 200] {
+        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: 16, lazyWindow: .microseconds(microseconds)))
+        var perCall: [Double] = [], ratio: [Double] = [], synchronous: [Double] = [], pipes: [Double] = []
+        for _ in 0..<options.runs {
+            let figures = try cachedReads(laio, fd: cachedFD, offsets: cachedOffsets)
+            perCall.append(figures.nanosecondsPerCall)
+            ratio.append(figures.nanosecondsPerCall / rawCachedReads(fd: cachedFD, offsets: cachedOffsets))
+            synchronous.append(figures.synchronousFraction)
+            pipes.append(try pipeRoundTrips(laio, count: options.quick ? 1_000 : 3_000))
+        }
+        rows.append(["\(microseconds) us", format(median(perCall)), format(median(ratio), 2), format(median(synchronous) * 100), format(median(pipes), 1)])
+        laio.close()
+    }
+    printTable(["lazy window", "cached pread ns/call", "vs raw", "sync %", "pipe RTT us"], rows)
+
+    print("\nWorker sweep (threads backend, default window): cold random 4 KiB reads/s with 32 and 128 in flight")
+    rows = []
+    for workers in [4, 8, 16, 32, 64] {
+        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: workers))
+        var at32: [Double] = [], at128: [Double] = []
+        for _ in 0..<options.runs {
+            try coldFile.dropCache()
+            at32.append(try randomReads(laio, fd: coldFD, offsets: coldOffsets, depth: 32))
+            try coldFile.dropCache()
+            at128.append(try randomReads(laio, fd: coldFD, offsets: coldOffsets, depth: 128))
+        }
+        rows.append(["\(workers)", format(median(at32)), format(median(at128))])
+        laio.close()
+    }
+    printTable(["workers", "reads/s, 32 in flight", "reads/s, 128 in flight"], rows)
+}
+
+do {
+    let options = try Options(Array(CommandLine.arguments.dropFirst()))
+    if options.tune { try tune(options) } else { try compare(options) }
+} catch {
+    printError("laio-demo: \(error)")
+    exit(1)
+}
