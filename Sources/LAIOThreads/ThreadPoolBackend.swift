@@ -23,8 +23,8 @@ public struct ThreadPoolSettings: Sendable, Equatable {
     public var idleSpin: Duration
 
     /// Defaults measured on a 2-core machine (see README, "Choosing the defaults").
-    public init(workers: Int = 16, lazyWindow: Duration = .microseconds(50), capacity: Int = 16_384,
-                idleSpin: Duration = .microseconds(50)) {
+    public init(workers: Int = 16, lazyWindow: Duration = .microseconds(10), capacity: Int = 16_384,
+                idleSpin: Duration = .microseconds(20)) {
         self.workers = workers
         self.lazyWindow = lazyWindow
         self.capacity = capacity

@@ -139,38 +139,55 @@ func tune(_ options: Options) throws {
     let cachedOffsets = randomOffsets(count: options.quick ? 5_000 : 20_000, fileSize: cachedFile.size)
     let coldOffsets = randomOffsets(count: options.quick ? 1_000 : 3_000, fileSize: coldFile.size, seed: 7)
 
-    print("Lazy window sweep (threads backend, 16 workers): cached 4 KiB pread and pipe round trips, medians of \(options.runs) runs")
-    var rows: [[String]] = []
-    for microseconds in [0, 5, 10, 20, 50, 100, 200] {
-        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: 16, lazyWindow: .microseconds(microseconds)))
-        var perCall: [Double] = [], ratio: [Double] = [], synchronous: [Double] = [], pipes: [Double] = []
+    let defaults = ThreadPoolSettings()
+    let pipeTrips = options.quick ? 1_000 : 3_000
+    print("Thread pool sweeps, one setting varied at a time from the defaults (\(defaults.workers) workers,")
+    print("lazy window \(defaults.lazyWindow), idle spin \(defaults.idleSpin)); medians of \(options.runs) runs.")
+    print("Cached: 4 KiB pread in a warm file; cold: random 4 KiB reads, 32 in flight, pages dropped first.\n")
+
+    func measure(_ settings: ThreadPoolSettings) throws -> [String] {
+        let laio = try Context(backend: .threads, threads: settings)
+        defer { laio.close() }
+        var perCall: [Double] = [], ratio: [Double] = [], synchronous: [Double] = [], pipes: [Double] = [], cold: [Double] = []
         for _ in 0..<options.runs {
+            try coldFile.dropCache()
+            cold.append(try randomReads(laio, fd: coldFD, offsets: coldOffsets, depth: 32))
             let figures = try cachedReads(laio, fd: cachedFD, offsets: cachedOffsets)
             perCall.append(figures.nanosecondsPerCall)
             ratio.append(figures.nanosecondsPerCall / rawCachedReads(fd: cachedFD, offsets: cachedOffsets))
             synchronous.append(figures.synchronousFraction)
-            pipes.append(try pipeRoundTrips(laio, count: options.quick ? 1_000 : 3_000))
+            pipes.append(try pipeRoundTrips(laio, count: pipeTrips))
         }
-        rows.append(["\(microseconds) us", format(median(perCall)), format(median(ratio), 2), format(median(synchronous) * 100), format(median(pipes), 1)])
-        laio.close()
+        return [format(median(perCall)), format(median(ratio), 2), format(median(synchronous) * 100),
+                format(median(pipes), 1), format(median(cold))]
     }
-    printTable(["lazy window", "cached pread ns/call", "vs raw", "sync %", "pipe RTT us"], rows)
+    let header = ["cached pread ns/call", "vs raw", "sync %", "pipe RTT us", "cold reads/s"]
 
-    print("\nWorker sweep (threads backend, default window): cold random 4 KiB reads/s with 32 and 128 in flight")
-    rows = []
-    for workers in [4, 8, 16, 32, 64] {
-        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: workers))
-        var at32: [Double] = [], at128: [Double] = []
-        for _ in 0..<options.runs {
-            try coldFile.dropCache()
-            at32.append(try randomReads(laio, fd: coldFD, offsets: coldOffsets, depth: 32))
-            try coldFile.dropCache()
-            at128.append(try randomReads(laio, fd: coldFD, offsets: coldOffsets, depth: 128))
-        }
-        rows.append(["\(workers)", format(median(at32)), format(median(at128))])
-        laio.close()
+    var rows: [[String]] = []
+    for microseconds in [0, 2, 5, 10, 20, 50] {
+        var settings = defaults
+        settings.lazyWindow = .microseconds(microseconds)
+        rows.append(["\(microseconds) us"] + (try measure(settings)))
     }
-    printTable(["workers", "reads/s, 32 in flight", "reads/s, 128 in flight"], rows)
+    printTable(["lazy window"] + header, rows)
+
+    rows = []
+    print("")
+    for microseconds in [0, 10, 20, 50, 200] {
+        var settings = defaults
+        settings.idleSpin = .microseconds(microseconds)
+        rows.append(["\(microseconds) us"] + (try measure(settings)))
+    }
+    printTable(["idle spin"] + header, rows)
+
+    rows = []
+    print("")
+    for workers in [2, 4, 8, 16, 32, 64] {
+        var settings = defaults
+        settings.workers = workers
+        rows.append(["\(workers)"] + (try measure(settings)))
+    }
+    printTable(["workers"] + header, rows)
 }
 
 do {

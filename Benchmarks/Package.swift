@@ -1,0 +1,29 @@
+// swift-tools-version: 6.1
+// Micro-benchmarks of swift-laio, kept in their own package so that users of the library
+// never resolve the benchmark harness. Run with: cd Benchmarks && swift package benchmark
+import Foundation
+import PackageDescription
+
+// A path dependency is known by its folder's name, which depends on where the repository
+// was cloned; read it instead of assuming it.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+
+let package = Package(
+    name: "swift-laio-benchmarks",
+    platforms: [.macOS(.v13)],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "PreadBenchmarks",
+            dependencies: [
+                .product(name: "LAIO", package: root),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/PreadBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
