@@ -17,7 +17,7 @@ public final class CompletionQueue: Sendable {
         var pending = Ring<Completion>(initialCapacity: 64)
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Operations that went (or are going) to the background and were not yet returned by poll.
     private let outstanding = Atomic<Int>(0)
     /// The most operations that may be outstanding at once.

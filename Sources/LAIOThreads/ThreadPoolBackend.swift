@@ -13,7 +13,8 @@ public struct ThreadPoolSettings: Sendable, Equatable {
     public var workers: Int
     /// How long `submit` waits for the worker before answering `.inProgress`. A call that
     /// finishes within the window is returned synchronously, as if it had not blocked.
-    /// Zero hands every call to the background.
+    /// Zero never waits: a call is then synchronous only if its worker finished it before
+    /// `submit` looked.
     public var lazyWindow: Duration
     /// The most operations that may be outstanding (queued, running, or completed and not
     /// yet returned by poll); past it `submit` throws `EAGAIN`.
@@ -41,7 +42,7 @@ public struct ThreadPoolSettings: Sendable, Equatable {
 /// signal (re-sent by `service()` until the call returns, so a signal that lands just before
 /// the worker enters the kernel is not lost).
 public final class ThreadPoolBackend: Backend, @unchecked Sendable {
-    // @unchecked: shared mutable state lives in `state` (a Mutex); each Slot's fields say
+    // @unchecked: shared mutable state lives in `state` (a lock); each Slot's fields say
     // what guards them; `slots` and `workers` are immutable arrays of reference objects.
 
     public let settings: ThreadPoolSettings
@@ -50,7 +51,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     private let idleSpinNanoseconds: Int64
     private let slots: [Slot]
     private let workers: [Worker]
-    private let state: Mutex<PoolState>
+    private let state: Locked<PoolState>
     /// Running operations with a cancellation request; lets `service()` skip its lock.
     private let pendingCancels = Atomic<Int>(0)
     private let cancelSignal = laio_shim_cancel_signal()
@@ -78,7 +79,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         self.idleSpinNanoseconds = settings.idleSpin.nanoseconds
         self.slots = (0..<settings.capacity).map { _ in Slot() }
         self.workers = (0..<settings.workers).map { _ in Worker() }
-        self.state = Mutex(PoolState(free: (0..<Int32(settings.capacity)).reversed()))
+        self.state = Locked(PoolState(free: (0..<Int32(settings.capacity)).reversed()))
         for index in workers.indices {
             do throws(Errno) {
                 try start(worker: Int32(index))
