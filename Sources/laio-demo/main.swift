@@ -141,8 +141,9 @@ func tune(_ options: Options) throws {
 
     let defaults = ThreadPoolSettings()
     let pipeTrips = options.quick ? 1_000 : 3_000
+    func microseconds(_ duration: Duration) -> String { "\(duration.nanoseconds / 1000) us" }
     print("Thread pool sweeps, one setting varied at a time from the defaults (\(defaults.workers) workers,")
-    print("lazy window \(defaults.lazyWindow), idle spin \(defaults.idleSpin)); medians of \(options.runs) runs.")
+    print("lazy window \(microseconds(defaults.lazyWindow)), idle spin \(microseconds(defaults.idleSpin))); medians of \(options.runs) runs.")
     print("Cached: 4 KiB pread in a warm file; cold: random 4 KiB reads, 32 in flight, pages dropped first.\n")
 
     func measure(_ settings: ThreadPoolSettings) throws -> [String] {
