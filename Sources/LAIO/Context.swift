@@ -65,13 +65,7 @@ public final class Context: Sendable {
     /// continues in the background; `poll` then reports `handle` exactly once.
     /// Throws `EAGAIN` when the context's capacity of outstanding operations is reached
     /// (poll, then retry) and `EBADF` after `close()`.
-    @inlinable
     public func submit(_ operation: Operation) throws(Errno) -> Outcome {
-        try backendSubmit(operation)
-    }
-
-    @usableFromInline
-    func backendSubmit(_ operation: Operation) throws(Errno) -> Outcome {
         try backend.submit(operation)
     }
 
@@ -80,7 +74,9 @@ public final class Context: Sendable {
     /// 0 on timeout. `timeout`: `nil` waits until at least one completion arrives, `.zero`
     /// never blocks. Throws `EINVAL` if `maximum` is not positive.
     ///
-    /// Reusing one array across calls makes polling allocation-free.
+    /// Reusing one array across calls makes polling allocation-free. An infinite poll waits
+    /// for a completion even when nothing is outstanding (another thread may submit); on the
+    /// `blocking` backend nothing ever is, so poll it with a timeout or not at all.
     public func poll(into completions: inout [Completion], maximum: Int, timeout: Duration?) throws(Errno) -> Int {
         guard maximum > 0 else { throw .invalidArgument }
         let deadline = timeout.map { monotonicNanoseconds() &+ max($0.nanoseconds, 0) }

@@ -56,8 +56,10 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     private let pendingCancels = Atomic<Int>(0)
     private let cancelSignal = laio_shim_cancel_signal()
 
+    /// Free slots: pushed by anyone without the lock, popped only under the lock.
+    private let freeSlots: FreeList
+
     private struct PoolState {
-        var free: [Int32]
         var queue = Ring<Int32>(initialCapacity: 256)
         var idle: [Int32] = []
         var cancelling: [Int32] = []
@@ -79,7 +81,8 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         self.idleSpinNanoseconds = settings.idleSpin.nanoseconds
         self.slots = (0..<settings.capacity).map { _ in Slot() }
         self.workers = (0..<settings.workers).map { _ in Worker() }
-        self.state = Locked(PoolState(free: (0..<Int32(settings.capacity)).reversed()))
+        self.freeSlots = FreeList(slots: slots)
+        self.state = Locked(PoolState())
         for index in workers.indices {
             do throws(Errno) {
                 try start(worker: Int32(index))
@@ -100,7 +103,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         let dispatch = state.withLock { state -> Dispatch in
             if state.closing { return .closed }
             // Credits bound outstanding operations by `capacity`, so a slot is always free.
-            let index = state.free.removeLast()
+            let index = freeSlots.pop()
             let slot = slots[Int(index)]
             slot.generation &+= 1
             slot.operation = operation
@@ -136,9 +139,13 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         }
         // Exactly one of caller and worker sees the other's mark: whoever comes second
         // owns the result (the caller returns it, or the worker pushes a completion).
-        if slot.phase.exchange(Phase.detached, ordering: .acquiringAndReleasing) == Phase.done {
+        if !slot.phase.compareExchange(expected: Phase.waiting, desired: Phase.detached,
+                                       ordering: .acquiringAndReleasing).exchanged {
+            // The worker is done. The synchronous path takes no lock: no handle was given
+            // out and the phase never read `detached`, so cancel and shutdown leave the
+            // slot alone until it is reused.
             let result = slot.result
-            state.withLock { state in free(index, in: &state) }
+            freeSlots.push(index)
             completions.release()
             return .completed(Result(kernelReturn: result))
         }
@@ -260,6 +267,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         defer { pthread_attr_destroy(&attributes) }
         pthread_attr_setstacksize(&attributes, 256 * 1024)
         state.withLock { $0.liveWorkers += 1 }
+        // Retained here and taken back exactly once: by the new thread, or below if it never starts.
         let context = Unmanaged.passRetained(WorkerStart(pool: self, index: index)).toOpaque()
         var thread = pthread_t()
         let rc = pthread_create(&thread, &attributes, { argument in
@@ -339,7 +347,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             state.cancelling.remove(at: position)
             pendingCancels.wrappingSubtract(1, ordering: .relaxed)
         }
-        state.free.append(index)
+        freeSlots.push(index)
     }
 }
 
@@ -350,6 +358,42 @@ private enum Phase {
     static let detached: UInt8 = 2  // the caller returned .inProgress
 }
 
+/// A stack of free slot indices (Treiber). Pushes come from any thread without a lock;
+/// pops happen only under the pool's lock, so there is one popper at a time and a popped
+/// index cannot come back during a pop (no ABA).
+private final class FreeList: Sendable {
+    private let head = Atomic<UInt32>(0)  // index + 1 of the top slot; 0 when empty
+    private let slots: [Slot]
+
+    /// Starts with every slot free.
+    init(slots: [Slot]) {
+        self.slots = slots
+        for index in slots.indices.reversed() { push(Int32(index)) }
+    }
+
+    func push(_ index: Int32) {
+        var top = head.load(ordering: .relaxed)
+        while true {
+            slots[Int(index)].nextFree.store(top, ordering: .relaxed)
+            let (exchanged, current) = head.compareExchange(expected: top, desired: UInt32(index + 1), ordering: .releasing)
+            if exchanged { return }
+            top = current
+        }
+    }
+
+    /// Pops a free slot. Call only with the pool's lock held, and only when one is free.
+    func pop() -> Int32 {
+        var top = head.load(ordering: .acquiring)
+        while true {
+            precondition(top != 0, "no free slot although a credit was taken")
+            let next = slots[Int(top - 1)].nextFree.load(ordering: .relaxed)
+            let (exchanged, current) = head.compareExchange(expected: top, desired: next, ordering: .acquiring)
+            if exchanged { return Int32(top - 1) }
+            top = current
+        }
+    }
+}
+
 /// One operation's place in the pool, reused after its completion is delivered.
 private final class Slot: @unchecked Sendable {
     // @unchecked: `phase` and `cancelRequested` are atomics; `generation`, `status` and
@@ -358,6 +402,8 @@ private final class Slot: @unchecked Sendable {
     // its release-exchange of `phase` and read by the caller after its acquire.
     let phase = Atomic<UInt8>(0)
     let cancelRequested = Atomic<Bool>(false)
+    /// The next free slot (index + 1) while this one is on the free list.
+    let nextFree = Atomic<UInt32>(0)
     var generation: UInt32 = 0
     var status: Status = .free
     var operation: Operation = .syscall(number: -1)

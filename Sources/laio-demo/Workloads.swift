@@ -186,6 +186,7 @@ final class EchoThread: Sendable {
             init(_ input: Int32, _ output: Int32) { self.input = input; self.output = output }
         }
         var thread = pthread_t()
+        // Retained here, taken back once by the new thread.
         let ends = Unmanaged.passRetained(Ends(input, output)).toOpaque()
         pthread_create(&thread, nil, { argument in
             let ends = Unmanaged<Ends>.fromOpaque(argument!).takeRetainedValue()

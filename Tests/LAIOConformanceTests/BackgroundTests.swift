@@ -170,6 +170,7 @@ final class Thread: Sendable {
             init(_ body: @escaping @Sendable () -> Void) { self.body = body }
         }
         var thread = pthread_t()
+        // Retained here, taken back once by the new thread.
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         let rc = pthread_create(&thread, nil, { argument in
             Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
