@@ -182,3 +182,80 @@ final class Thread: Sendable {
 
     func join() { pthread_join(thread, nil) }
 }
+
+@Suite("Concurrency")
+struct ConcurrencyTests {
+    @Test("submits from several threads at once: unique handles, each reported once", arguments: allBackends)
+    func concurrentSubmitters(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let threads = 4, perThread = 2_000
+        let outcomes = Locked<[Outcome]>([])
+        let workers = (0..<threads).map { _ in
+            Thread.detached {
+                var mine: [Outcome] = []
+                mine.reserveCapacity(perThread)
+                for _ in 0..<perThread {
+                    // Capacity is far above 8,000, so EAGAIN would be a bug.
+                    mine.append((try? laio.submit(.syscall(number: SyscallNumber.getpid))) ?? .completed(.failure(.resourceTemporarilyUnavailable)))
+                }
+                outcomes.withLock { $0 += mine }
+            }
+        }
+        for worker in workers { worker.join() }
+        let all = outcomes.withLock { $0 }
+        #expect(all.count == threads * perThread)
+        var pending = Set<Handle>()
+        for outcome in all {
+            switch outcome {
+            case .completed(let result): #expect(result == .success(Int(getpid())))
+            case .inProgress(let handle): #expect(pending.insert(handle).inserted, "\(handle) issued twice")
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !pending.isEmpty && ContinuousClock.now < deadline {
+            for completion in try laio.poll(maximum: 256, timeout: .milliseconds(100)) {
+                #expect(pending.remove(completion.handle) != nil, "\(completion.handle) reported twice or never issued")
+                #expect(completion.result == .success(Int(getpid())))
+            }
+        }
+        #expect(pending.isEmpty)
+        #expect(laio.outstandingCount == 0)
+    }
+
+    @Test("several threads polling one context each get distinct completions", arguments: asynchronousBackends)
+    func concurrentPollers(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let count = 400
+        let buffers = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 1)
+        defer { buffers.deallocate() }
+        var issued = Set<Handle>()
+        for i in 0..<count {
+            guard case let .inProgress(handle) = try laio.submit(.read(fd: r, buffer: UnsafeMutableRawBufferPointer(rebasing: buffers[i..<i + 1]))) else {
+                Issue.record("a read on an empty pipe completed synchronously")
+                return
+            }
+            issued.insert(handle)
+        }
+        let received = Locked<[Handle]>([])
+        let deadline = ContinuousClock.now + .seconds(30)
+        let pollers = (0..<3).map { _ in
+            Thread.detached {
+                var mine: [Completion] = []
+                // Each poller stops once every handle is accounted for (or at the deadline).
+                while received.withLock({ $0.count }) < count && ContinuousClock.now < deadline {
+                    mine.removeAll(keepingCapacity: true)
+                    _ = try? laio.poll(into: &mine, maximum: 16, timeout: .milliseconds(50))
+                    received.withLock { $0 += mine.map(\.handle) }
+                }
+            }
+        }
+        let data = [UInt8](repeating: 7, count: count)
+        _ = data.withUnsafeBytes { Glibc.write(w, $0.baseAddress, count) }
+        for poller in pollers { poller.join() }
+        let handles = received.withLock { $0 }
+        #expect(handles.count == count)
+        #expect(Set(handles) == issued)
+    }
+}
