@@ -175,7 +175,10 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
                     state.cancelling.append(Int32(index))
                     pendingCancels.wrappingAdd(1, ordering: .relaxed)
                 }
-                return .interrupt(workers[Int(worker)].thread)
+                // Under the lock: a worker leaves its loop (and may be joined) only after
+                // taking it, so the thread is alive here.
+                _ = pthread_kill(workers[Int(worker)].thread, cancelSignal)
+                return .interrupted
             case .free, .cancelledInQueue:
                 return .notFound
             }
@@ -186,12 +189,12 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         case .report:
             // The worker that dequeues the tombstone frees the slot; the handle is reported now.
             completions.push(Completion(handle: handle, result: .failure(.canceled)))
-        case let .interrupt(thread):
-            _ = pthread_kill(thread, cancelSignal)
+        case .interrupted:
+            break
         }
     }
 
-    private enum CancelAction { case notFound, report, interrupt(pthread_t) }
+    private enum CancelAction { case notFound, report, interrupted }
 
     public func service() -> Duration? {
         guard pendingCancels.load(ordering: .relaxed) > 0 else { return nil }
