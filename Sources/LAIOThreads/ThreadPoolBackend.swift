@@ -326,11 +326,18 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         if slot.cancelRequested.load(ordering: .acquiring) {
             result = -Int(ECANCELED)
         } else {
-            repeat {
-                result = slot.operation.run()
+            var operation = slot.operation
+            let started = monotonicNanoseconds()
+            while true {
+                result = operation.run()
                 // EINTR can only come from the cancel signal (workers block all others);
-                // a stale one, meant for an earlier call, just restarts this one.
-            } while result == -Int(EINTR) && !slot.cancelRequested.load(ordering: .acquiring)
+                // a stale one, meant for an earlier call, restarts this one (a sleep with
+                // the time it has left: an interrupted call transferred nothing).
+                guard result == -Int(EINTR), !slot.cancelRequested.load(ordering: .acquiring) else { break }
+                if case let .nanosleep(duration) = slot.operation {
+                    operation = .nanosleep(duration - .nanoseconds(monotonicNanoseconds() - started))
+                }
+            }
             if result == -Int(EINTR) { result = -Int(ECANCELED) }
         }
         slot.result = result
