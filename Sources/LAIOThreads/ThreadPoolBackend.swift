@@ -327,7 +327,8 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             result = -Int(ECANCELED)
         } else {
             var operation = slot.operation
-            let started = monotonicNanoseconds()
+            var started: Int64 = 0  // read only for a sleep, to keep the clock off other calls
+            if case .nanosleep = operation { started = monotonicNanoseconds() }
             while true {
                 result = operation.run()
                 // EINTR can only come from the cancel signal (workers block all others);
