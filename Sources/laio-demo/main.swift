@@ -21,15 +21,17 @@ struct Options {
 
     init(_ arguments: [String]) throws {
         var rest = arguments[...]
+        var runsGiven = false
         while let argument = rest.popFirst() {
             switch argument {
             case "--backend":
                 guard let word = rest.popFirst() else { throw DemoError("--backend needs a word") }
                 backends = word == "all" ? BackendKind.allCases : [try BackendKind(word: word)]
-            case "--quick": quick = true; runs = 3
+            case "--quick": quick = true
             case "--runs":
                 guard let value = rest.popFirst().flatMap({ Int($0) }), value > 0 else { throw DemoError("--runs needs a positive number") }
                 runs = value
+                runsGiven = true
             case "--dir":
                 guard let value = rest.popFirst() else { throw DemoError("--dir needs a directory") }
                 directory = value
@@ -40,6 +42,7 @@ struct Options {
             default: throw DemoError("unknown argument '\(argument)' (try --help)")
             }
         }
+        if quick && !runsGiven { runs = 3 }
     }
 }
 
@@ -164,31 +167,21 @@ func tune(_ options: Options) throws {
     }
     let header = ["cached pread ns/call", "vs raw", "sync %", "pipe RTT us", "cold reads/s"]
 
-    var rows: [[String]] = []
-    for microseconds in [0, 2, 5, 10, 20, 50] {
-        var settings = defaults
-        settings.lazyWindow = .microseconds(microseconds)
-        rows.append(["\(microseconds) us"] + (try measure(settings)))
+    /// One table: `setting` takes each of `values` in turn, everything else stays default.
+    func sweep(_ setting: String, _ values: [Int], unit: String,
+               _ apply: (inout ThreadPoolSettings, Int) -> Void) throws {
+        var rows: [[String]] = []
+        for value in values {
+            var settings = defaults
+            apply(&settings, value)
+            rows.append(["\(value)\(unit)"] + (try measure(settings)))
+        }
+        printTable([setting] + header, rows)
+        print("")
     }
-    printTable(["lazy window"] + header, rows)
-
-    rows = []
-    print("")
-    for microseconds in [0, 10, 20, 50, 200] {
-        var settings = defaults
-        settings.idleSpin = .microseconds(microseconds)
-        rows.append(["\(microseconds) us"] + (try measure(settings)))
-    }
-    printTable(["idle spin"] + header, rows)
-
-    rows = []
-    print("")
-    for workers in [2, 4, 8, 16, 32, 64] {
-        var settings = defaults
-        settings.workers = workers
-        rows.append(["\(workers)"] + (try measure(settings)))
-    }
-    printTable(["workers"] + header, rows)
+    try sweep("lazy window", [0, 2, 5, 10, 20, 50], unit: " us") { $0.lazyWindow = .microseconds($1) }
+    try sweep("idle spin", [0, 10, 20, 50, 200], unit: " us") { $0.idleSpin = .microseconds($1) }
+    try sweep("workers", [2, 4, 8, 16, 32, 64], unit: "") { $0.workers = $1 }
 }
 
 do {

@@ -14,10 +14,7 @@ struct BackgroundTests {
         defer { close(r); close(w) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
         defer { buffer.deallocate() }
-        guard case let .inProgress(handle) = try laio.submit(.read(fd: r, buffer: buffer)) else {
-            Issue.record("a read on an empty pipe completed synchronously")
-            return
-        }
+        let handle = try submitBlockedRead(laio, fd: r, into: buffer)
         #expect(try laio.poll(maximum: 4, timeout: .zero).isEmpty)
         #expect(Glibc.write(w, "hello", 5) == 5)
         #expect(try awaitCompletion(of: handle, in: laio) == .success(5))
@@ -116,10 +113,7 @@ struct BackgroundTests {
         defer { close(r); close(w) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
         defer { buffer.deallocate() }
-        guard case let .inProgress(handle) = try laio.submit(.read(fd: r, buffer: buffer)) else {
-            Issue.record("a read on an empty pipe completed synchronously")
-            return
-        }
+        let handle = try submitBlockedRead(laio, fd: r, into: buffer)
         let writer = Thread.detached { usleep(100_000); _ = Glibc.write(w, "x", 1) }
         let start = ContinuousClock.now
         let completions = try laio.poll(maximum: 8, timeout: nil)
@@ -137,10 +131,7 @@ struct BackgroundTests {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
         defer { buffer.deallocate() }
         #expect(!isReadable(fd))
-        guard case let .inProgress(handle) = try laio.submit(.read(fd: r, buffer: buffer)) else {
-            Issue.record("a read on an empty pipe completed synchronously")
-            return
-        }
+        let handle = try submitBlockedRead(laio, fd: r, into: buffer)
         #expect(!isReadable(fd, waiting: 20))
         #expect(Glibc.write(w, "ab", 2) == 2)
         #expect(isReadable(fd, waiting: 5000))
@@ -232,10 +223,7 @@ struct ConcurrencyTests {
         defer { buffers.deallocate() }
         var issued = Set<Handle>()
         for i in 0..<count {
-            guard case let .inProgress(handle) = try laio.submit(.read(fd: r, buffer: UnsafeMutableRawBufferPointer(rebasing: buffers[i..<i + 1]))) else {
-                Issue.record("a read on an empty pipe completed synchronously")
-                return
-            }
+            let handle = try submitBlockedRead(laio, fd: r, into: UnsafeMutableRawBufferPointer(rebasing: buffers[i..<i + 1]))
             issued.insert(handle)
         }
         let received = Locked<[Handle]>([])

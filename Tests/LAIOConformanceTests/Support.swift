@@ -58,6 +58,15 @@ func awaitCompletion(of handle: Handle, in context: Context, timeout: Duration =
     throw TestFailure("\(handle) was not reported within \(timeout)")
 }
 
+/// Submits a read that cannot finish yet (an empty pipe, an idle socket) and returns its
+/// handle; a synchronous answer fails the test.
+func submitBlockedRead(_ laio: Context, fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Handle {
+    switch try laio.submit(.read(fd: fd, buffer: buffer)) {
+    case .inProgress(let handle): return handle
+    case .completed(let result): throw TestFailure("a read with nothing to read completed synchronously: \(result)")
+    }
+}
+
 /// Runs `operation` to its end, synchronously or through poll, and returns its result.
 func complete(_ operation: Operation, in context: Context) throws -> Result<Int, Errno> {
     switch try context.submit(operation) {
