@@ -43,17 +43,11 @@ public final class CompletionQueue: Sendable {
 
     /// Takes one credit for an operation that may go to the background.
     /// Throws `EAGAIN` when `capacity` operations are outstanding.
-    @inlinable
     public func reserve() throws(Errno) {
-        if !tryReserve() { throw .resourceTemporarilyUnavailable }
-    }
-
-    @usableFromInline
-    func tryReserve() -> Bool {
-        let before = outstanding.wrappingAdd(1, ordering: .relaxed).oldValue
-        if before < capacity { return true }
-        outstanding.wrappingSubtract(1, ordering: .relaxed)
-        return false
+        if outstanding.wrappingAdd(1, ordering: .relaxed).oldValue >= capacity {
+            outstanding.wrappingSubtract(1, ordering: .relaxed)
+            throw .resourceTemporarilyUnavailable
+        }
     }
 
     /// Gives back a credit whose operation completed synchronously after all.

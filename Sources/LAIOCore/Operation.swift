@@ -220,13 +220,13 @@ extension Operation {
     /// threads refuse these with `ENOSYS`.
     public var isUnsafeOffThread: Bool {
         guard case let .syscall(number, _) = self else { return false }
-        let refused: [Int] = [
-            Int(LAIO_SYS_exit), Int(LAIO_SYS_exit_group), Int(LAIO_SYS_clone),
-            Int(LAIO_SYS_clone3), Int(LAIO_SYS_execve), Int(LAIO_SYS_execveat),
-            Int(LAIO_SYS_rt_sigreturn), Int(LAIO_SYS_fork), Int(LAIO_SYS_vfork),
-        ]
-        return refused.contains { $0 >= 0 && $0 == number }
+        return Operation.refusedOffThread.contains(number)
     }
+
+    private static let refusedOffThread: Set<Int> = Set([
+        LAIO_SYS_exit, LAIO_SYS_exit_group, LAIO_SYS_clone, LAIO_SYS_clone3, LAIO_SYS_execve,
+        LAIO_SYS_execveat, LAIO_SYS_rt_sigreturn, LAIO_SYS_fork, LAIO_SYS_vfork,
+    ].map { Int($0) }.filter { $0 >= 0 })
 }
 
 extension timespec {
