@@ -20,8 +20,10 @@ let package = Package(
         .target(name: "LAIOCore", dependencies: ["CLiburing"]),
         // The eager thread-pool backend (liblaiogen's design) with a lazy window.
         .target(name: "LAIOThreads", dependencies: ["LAIOCore"]),
+        // The io_uring backend: laziness from the kernel itself.
+        .target(name: "LAIOUring", dependencies: ["LAIOCore", "CLiburing"]),
         // The facade: contexts, backend choice, poll.
-        .target(name: "LAIO", dependencies: ["LAIOCore", "LAIOThreads"]),
+        .target(name: "LAIO", dependencies: ["LAIOCore", "LAIOThreads", "LAIOUring"]),
         .executableTarget(name: "laio-demo", dependencies: ["LAIO"]),
         .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),

@@ -2,6 +2,9 @@
 #include "CLiburing.h"
 
 #include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 
 #include <errno.h>
@@ -57,4 +60,61 @@ int laio_shim_wait_readable(int fd, long long timeout_ns) {
     struct timespec ts = {.tv_sec = timeout_ns / 1000000000LL, .tv_nsec = timeout_ns % 1000000000LL};
     int r = ppoll(&pfd, 1, timeout_ns < 0 ? NULL : &ts, NULL);
     return r < 0 ? -errno : r;
+}
+
+void laio_shim_statx_to_stat(const void *statx_buffer, struct stat *out) {
+    const struct statx *x = statx_buffer;
+    memset(out, 0, sizeof *out);
+    // The kernel's new_encode_dev(): 12-bit major above an 8+12-bit split minor, in 32 bits.
+    unsigned dev = (x->stx_dev_minor & 0xffu) | (x->stx_dev_major << 8) | ((x->stx_dev_minor & ~0xffu) << 12);
+    unsigned rdev = (x->stx_rdev_minor & 0xffu) | (x->stx_rdev_major << 8) | ((x->stx_rdev_minor & ~0xffu) << 12);
+    out->st_dev = dev;
+    out->st_ino = x->stx_ino;
+    out->st_mode = x->stx_mode;
+    out->st_nlink = x->stx_nlink;
+    out->st_uid = x->stx_uid;
+    out->st_gid = x->stx_gid;
+    out->st_rdev = rdev;
+    out->st_size = (off_t)x->stx_size;
+    out->st_blksize = x->stx_blksize;
+    out->st_blocks = (blkcnt_t)x->stx_blocks;
+    out->st_atim.tv_sec = x->stx_atime.tv_sec;
+    out->st_atim.tv_nsec = x->stx_atime.tv_nsec;
+    out->st_mtim.tv_sec = x->stx_mtime.tv_sec;
+    out->st_mtim.tv_nsec = x->stx_mtime.tv_nsec;
+    out->st_ctim.tv_sec = x->stx_ctime.tv_sec;
+    out->st_ctim.tv_nsec = x->stx_ctime.tv_nsec;
+}
+
+int laio_shim_epoll_pair(int a, int b) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return -errno;
+    int fds[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data = {.fd = fds[i]}};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) != 0) {
+            int saved = errno;
+            close(ep);
+            return -saved;
+        }
+    }
+    return ep;
+}
+
+unsigned long long laio_shim_eventfd_reset(int fd) {
+    uint64_t value = 0;
+    return read(fd, &value, sizeof value) == (ssize_t)sizeof value ? value : 0;
+}
+
+int laio_shim_io_uring_disabled(void) {
+    FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
+    if (!f) return -1;
+    int value = -1;
+    if (fscanf(f, "%d", &value) != 1) value = -1;
+    fclose(f);
+    return value;
+}
+
+const char *laio_shim_empty_path(void) {
+    return "";
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CLiburing
 
 /// Which backend runs a context's calls: the one word used in code, in the
 /// `LAIO_BACKEND` environment variable and on every command line (`--backend`).
@@ -57,7 +58,26 @@ public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .backendUnavailable(kind, reason):
             return "LAIO backend '\(kind)' is not available: \(reason)"
         case let .setupFailed(kind, errno):
-            return "LAIO backend '\(kind)' failed to start: \(errno)"
+            let cause = kind == .uring || kind == .auto ? ContextError.uringCause(errno) : nil
+            return "LAIO backend '\(kind)' failed to start: \(errno)" + (cause.map { "; \($0)" } ?? "")
+        }
+    }
+
+    /// What an io_uring_setup errno means on this machine.
+    static func uringCause(_ errno: Errno) -> String? {
+        switch errno.rawValue {
+        case ENOSYS:
+            return "this kernel has no io_uring (older than 5.1, or built without CONFIG_IO_URING)"
+        case EPERM:
+            let disabled = laio_shim_io_uring_disabled()
+            if disabled > 0 {
+                return "io_uring is disabled by the sysctl kernel.io_uring_disabled=\(disabled)"
+            }
+            return "io_uring_setup is not permitted: a seccomp filter (such as Docker's default profile) blocks it"
+        case ENOMEM:
+            return "the ring's memory could not be locked: raise RLIMIT_MEMLOCK (ulimit -l; kernels before 5.12 charge rings to it)"
+        default:
+            return nil
         }
     }
 }

@@ -4,8 +4,12 @@ import Glibc
 import Musl
 #endif
 @_exported import LAIOCore
+import CLiburing
 import LAIOThreads
+import LAIOUring
 @_exported import struct LAIOThreads.ThreadPoolSettings
+@_exported import struct LAIOUring.UringSettings
+@_exported import struct LAIOUring.UringSetupFlags
 
 /// A LAIO context: one backend, one handle space, one poll.
 ///
@@ -25,20 +29,29 @@ public final class Context: Sendable {
     public let backendKind: BackendKind
     private let backend: any Backend
     private let completions: CompletionQueue
+    /// What poll sleeps on and what `notificationDescriptor` returns.
+    private let waitDescriptor: Int32
+    /// How the backend was set up, in words (for logs and the demo).
+    public let details: String
 
     /// Creates a context on `backend` (default: `LAIO_BACKEND`, else `.auto`).
     ///
     /// Throws `ContextError.unknownBackend` for a bad `LAIO_BACKEND` word,
     /// `.backendUnavailable` when the backend cannot run here (with the reason), and
-    /// `.setupFailed` with the errno of a failed setup.
-    public init(backend kind: BackendKind? = nil, threads settings: ThreadPoolSettings = ThreadPoolSettings()) throws(ContextError) {
+    /// `.setupFailed` with the errno of a failed setup (for `uring`: ENOSYS, no io_uring in
+    /// this kernel; EPERM, blocked by seccomp or kernel.io_uring_disabled; ENOMEM,
+    /// RLIMIT_MEMLOCK too low on kernels before 5.12).
+    public init(backend kind: BackendKind? = nil, threads: ThreadPoolSettings = ThreadPoolSettings(),
+                uring: UringSettings = UringSettings()) throws(ContextError) {
         let kind = if let kind { kind } else { try BackendKind.fromEnvironment() }
         let capacity: Int
         switch kind {
-        case .auto, .uring:
-            throw .backendUnavailable(kind, reason: "the io_uring backend is not built into this version yet; use 'threads' or 'blocking'")
+        case .auto:
+            throw .backendUnavailable(kind, reason: "the auto strategy is not built into this version yet; use 'uring', 'threads' or 'blocking'")
+        case .uring:
+            capacity = uring.capacity
         case .threads:
-            capacity = settings.capacity
+            capacity = threads.capacity
         case .blocking:
             capacity = 1
         }
@@ -46,14 +59,24 @@ public final class Context: Sendable {
         do throws(Errno) {
             queue = try CompletionQueue(capacity: max(capacity, 1))
             switch kind {
-            case .threads: backend = try ThreadPoolBackend(settings: settings, completions: queue)
-            default: backend = BlockingBackend()
+            case .uring:
+                let ring = try UringBackend(settings: uring, completions: queue)
+                details = "io_uring: flags \(ring.setupFlags), \(ring.submissionEntries) SQ / \(ring.completionEntries) CQ entries, "
+                    + "capacity \(ring.capacity)"
+                backend = ring
+            case .threads:
+                backend = try ThreadPoolBackend(settings: threads, completions: queue)
+                details = "thread pool: \(threads.workers) workers, lazy window \(threads.lazyWindow), capacity \(threads.capacity)"
+            default:
+                backend = BlockingBackend()
+                details = "blocking: every call inline"
             }
         } catch {
             throw .setupFailed(kind, error)
         }
         self.backendKind = kind
         self.completions = queue
+        self.waitDescriptor = backend.notificationDescriptor ?? queue.notificationDescriptor
     }
 
     deinit { backend.shutdown() }
@@ -93,7 +116,8 @@ public final class Context: Sendable {
             if let serviceInterval {
                 wait = min(wait ?? .max, serviceInterval.nanoseconds)
             }
-            self.completions.waitForSignal(timeout: wait.map { .nanoseconds($0) })
+            // Returns early on a signal; the loop looks again.
+            _ = laio_shim_wait_readable(waitDescriptor, wait.map { max($0, 0) } ?? -1)
         }
     }
 
@@ -116,7 +140,7 @@ public final class Context: Sendable {
 
     /// An eventfd that is readable while completions wait for `poll`. Watch it with
     /// epoll/select/poll; do not read it (poll resets it). Valid until the context is freed.
-    public var notificationDescriptor: Int32 { completions.notificationDescriptor }
+    public var notificationDescriptor: Int32 { waitDescriptor }
 
     /// The number of operations that went to the background and were not yet returned by poll.
     public var outstandingCount: Int { completions.outstandingCount }

@@ -24,4 +24,12 @@ public protocol Backend: AnyObject, Sendable {
     /// only when no call is running, so no buffer or descriptor is touched after it.
     /// Cancelled operations are still pushed to the completion queue. Idempotent.
     func shutdown()
+
+    /// A descriptor that is readable while completions wait, when the backend has sources
+    /// of completions besides the completion queue; `nil` means the queue's eventfd.
+    var notificationDescriptor: Int32? { get }
+}
+
+extension Backend {
+    public var notificationDescriptor: Int32? { nil }
 }

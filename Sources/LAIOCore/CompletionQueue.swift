@@ -79,12 +79,6 @@ public final class CompletionQueue: Sendable {
         return moved
     }
 
-    /// Sleeps until the notification descriptor is readable or `timeout` passes
-    /// (`nil`: no limit). Returns early on a signal; callers re-check the queue.
-    public func waitForSignal(timeout: Duration?) {
-        _ = laio_shim_wait_readable(notificationDescriptor, timeout.map { max($0.nanoseconds, 0) } ?? -1)
-    }
-
     private func signal() {
         var one: UInt64 = 1
         _ = Glibc.write(notificationDescriptor, &one, 8)

@@ -31,6 +31,24 @@ enum Backends {
     }
 }
 
+extension BackendKind {
+    /// Whether this backend runs any system call by number. `uring` runs only what io_uring
+    /// has an opcode for and answers ENOSYS for the rest (getpid, sendfile, ...).
+    var runsAnySyscall: Bool { self != .uring }
+
+    /// What a raw getpid gives on this backend.
+    var expectedGetpid: Result<Int, Errno> { runsAnySyscall ? .success(Int(getpid())) : .failure(.noFunction) }
+}
+
+/// Reads 8 bytes of /dev/zero through `laio` and checks the answer: a call every backend runs.
+func expectWorkingCall(in laio: Context, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let fd = open("/dev/zero", O_RDONLY)
+    defer { close(fd) }
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
+    defer { buffer.deallocate() }
+    #expect(try complete(.read(fd: fd, buffer: buffer), in: laio) == .success(8), sourceLocation: sourceLocation)
+}
+
 let allBackends = Backends.startable
 let asynchronousBackends = Backends.asynchronous
 

@@ -43,6 +43,31 @@ int laio_shim_install_cancel_handler(void);
 /// synchronous fault signals. Workers call this so that only cancellation interrupts them.
 int laio_shim_worker_sigmask(void);
 
+/// Fills `out` from a `struct statx` exactly as the kernel's newfstatat(2) fills a
+/// `struct stat` (device numbers in the kernel's 32-bit encoding, padding zeroed).
+void laio_shim_statx_to_stat(const void *statx_buffer, struct stat *out);
+
+/// An epoll instance (EPOLL_CLOEXEC) that is readable while `a` or `b` is readable.
+/// Returns the descriptor or -errno.
+int laio_shim_epoll_pair(int a, int b);
+
+/// Reads an eventfd's counter (non-blocking), leaving it at zero. Returns the value read,
+/// 0 if it was already zero.
+unsigned long long laio_shim_eventfd_reset(int fd);
+
+/// A static "" (the path of fstat run as statx with AT_EMPTY_PATH).
+const char *laio_shim_empty_path(void);
+
+/// /proc/sys/kernel/io_uring_disabled (0, 1 or 2), or -1 where the kernel has no such setting.
+int laio_shim_io_uring_disabled(void);
+
+// Flags of the *at and statx calls that the default feature macros hide (kernel ABI values).
+enum {
+    LAIO_AT_NO_AUTOMOUNT = 0x800,
+    LAIO_AT_EMPTY_PATH = 0x1000,
+    LAIO_STATX_BASIC_STATS = 0x7ff,
+};
+
 // System call numbers as plain constants (the <sys/syscall.h> macros do not import).
 enum {
     LAIO_SYS_read = SYS_read,
@@ -73,6 +98,30 @@ enum {
     LAIO_SYS_mkdirat = SYS_mkdirat,
     LAIO_SYS_nanosleep = SYS_nanosleep,
     LAIO_SYS_getpid = SYS_getpid,
+    LAIO_SYS_accept = SYS_accept,
+    LAIO_SYS_renameat = SYS_renameat,
+    LAIO_SYS_preadv2 = SYS_preadv2,
+    LAIO_SYS_pwritev2 = SYS_pwritev2,
+    LAIO_SYS_openat2 = SYS_openat2,
+    LAIO_SYS_gettid = SYS_gettid,
+    // Legacy calls that only some architectures have (-1 where absent).
+#ifdef SYS_open
+    LAIO_SYS_open = SYS_open,
+    LAIO_SYS_stat = SYS_stat,
+    LAIO_SYS_lstat = SYS_lstat,
+    LAIO_SYS_unlink = SYS_unlink,
+    LAIO_SYS_rmdir = SYS_rmdir,
+    LAIO_SYS_rename = SYS_rename,
+    LAIO_SYS_mkdir = SYS_mkdir,
+#else
+    LAIO_SYS_open = -1,
+    LAIO_SYS_stat = -1,
+    LAIO_SYS_lstat = -1,
+    LAIO_SYS_unlink = -1,
+    LAIO_SYS_rmdir = -1,
+    LAIO_SYS_rename = -1,
+    LAIO_SYS_mkdir = -1,
+#endif
     // Calls that would tear down a pool worker or the process image from under the pool.
     LAIO_SYS_exit = SYS_exit,
     LAIO_SYS_exit_group = SYS_exit_group,

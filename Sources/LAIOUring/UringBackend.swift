@@ -1,0 +1,573 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CLiburing
+import LAIOCore
+
+/// The `uring` backend: LAIO's laziness from io_uring itself.
+///
+/// `submit` prepares one submission entry, hands it to the kernel and looks at the
+/// completion ring at once. The kernel first issues each request without blocking; when
+/// that finishes it (a cached read, a socket with data waiting), the completion is already
+/// posted and `submit` returns it as `.completed`. Otherwise the request waits on a poll or
+/// in the kernel's worker pool and `submit` answers `.inProgress`. Completions of other
+/// operations found on the way go to the context's completion queue in ring order.
+///
+/// One lock serialises the ring (submission, reaping, cancellation, shutdown), so a context
+/// may be used from several threads. Requests belong to the thread that submitted them:
+/// when that thread exits, the kernel cancels its requests still in flight, and poll
+/// reports them with `ECANCELED`.
+///
+/// Notification: an eventfd registered with the ring is signalled by the kernel for every
+/// completion it posts; together with the completion queue's eventfd it is watched by one
+/// epoll descriptor, which is the context's notification descriptor and what poll sleeps on.
+public final class UringBackend: Backend, @unchecked Sendable {
+    // @unchecked: the ring, the slots and `RingState` are touched only while `state`'s lock
+    // is held; the other stored properties are immutable after init.
+
+    /// The setup flags the kernel accepted (from `UringSettings.flagLadder`).
+    public let setupFlags: UringSetupFlags
+    /// The kernel's IORING_FEAT_* bits for this ring.
+    public let features: UInt32
+    /// Submission and completion ring sizes as the kernel set them.
+    public let submissionEntries: Int
+    public let completionEntries: Int
+    /// The most operations outstanding at once (see `UringSettings.capacity`).
+    public let capacity: Int
+    /// The descriptor that is readable while completions wait: an epoll instance over the
+    /// completion queue's eventfd and the ring's eventfd.
+    public let notificationDescriptor: Int32?
+
+    private let completions: CompletionQueue
+    private let ring: UnsafeMutablePointer<io_uring>
+    private let slots: UnsafeMutablePointer<UringSlot>
+    /// `struct statx` storage, 256 bytes per slot, for stat calls run as STATX.
+    private let statxArea: UnsafeMutableRawPointer
+    /// Opcodes the kernel supports, indexed by opcode number (from IORING_REGISTER_PROBE).
+    private let supported: [Bool]
+    private let ringEventFD: Int32
+    private let state: Locked<RingState>
+
+    private struct RingState {
+        /// Slot indices freed by reaping, reused first.
+        var free: [Int32] = []
+        /// Slots below this index have been used at least once.
+        var fresh: Int32 = 0
+        /// Operations whose completion has not been reaped from the ring yet.
+        var inFlight = 0
+        /// The ring's eventfd may hold a signal for a completion already reaped.
+        var eventMayBeStale = false
+        /// `shutdown` has begun: submits throw EBADF.
+        var closed = false
+        /// `shutdown` has finished: the ring is gone.
+        var tornDown = false
+    }
+
+    private static let statxSize = 256
+    /// The kernel's largest single read or write (MAX_RW_COUNT); longer requests are
+    /// shortened to it by read(2) and friends, and by this backend in the same way.
+    private static let maxTransfer = 0x7fff_f000
+
+    /// Sets up the ring. Throws the errno of io_uring_setup when no flag set of the ladder
+    /// is accepted (ENOSYS: no io_uring; EPERM: seccomp or kernel.io_uring_disabled;
+    /// ENOMEM: RLIMIT_MEMLOCK on kernels before 5.12), `EINVAL` for bad settings.
+    public init(settings: UringSettings, completions: CompletionQueue) throws(Errno) {
+        guard settings.entries > 0, settings.entries <= 32_768, settings.completionEntries >= 0,
+              settings.completionEntries <= 65_536, settings.capacity > 0, settings.capacity < Int(Int32.max),
+              !settings.flagLadder.isEmpty
+        else { throw .invalidArgument }
+        self.completions = completions
+
+        let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+        let cqWanted = settings.completionEntries > 0 ? settings.completionEntries : 4 * settings.entries
+        var lastError = Errno.invalidArgument
+        var taken: UringSetupFlags? = nil
+        var params = io_uring_params()
+        for flags in settings.flagLadder {
+            params = io_uring_params()
+            params.flags = flags.union([.cqSize, .clamp]).rawValue
+            params.cq_entries = UInt32(cqWanted)
+            let result = io_uring_queue_init_params(UInt32(settings.entries), ring, &params)
+            if result == 0 {
+                taken = flags
+                break
+            }
+            lastError = Errno(rawValue: -result)
+            // Only an unknown flag is worth another try; no io_uring, a ban or no memory is final.
+            if lastError != .invalidArgument { break }
+        }
+        guard let taken else {
+            ring.deallocate()
+            throw lastError
+        }
+        self.ring = ring
+        self.setupFlags = taken
+        self.features = params.features
+        self.submissionEntries = Int(ring.pointee.sq.ring_entries)
+        self.completionEntries = Int(ring.pointee.cq.ring_entries)
+        let noDrop = params.features & IORING_FEAT_NODROP != 0
+        self.capacity = noDrop ? settings.capacity : min(settings.capacity, completionEntries)
+
+        var supported = [Bool](repeating: false, count: Int(IORING_OP_LAST.rawValue))
+        if let probe = io_uring_get_probe_ring(ring) {
+            for op in supported.indices { supported[op] = io_uring_opcode_supported(probe, Int32(op)) != 0 }
+            io_uring_free_probe(probe)
+        }
+        self.supported = supported
+
+        // Everything below can fail; undo what came before.
+        let ringEventFD = laio_shim_eventfd()
+        var failure: Errno? = nil
+        var epollFD: Int32 = -1
+        if ringEventFD < 0 {
+            failure = Errno(rawValue: -ringEventFD)
+        } else if case let r = io_uring_register_eventfd(ring, ringEventFD), r < 0 {
+            failure = Errno(rawValue: -r)
+        } else {
+            epollFD = laio_shim_epoll_pair(completions.notificationDescriptor, ringEventFD)
+            if epollFD < 0 { failure = Errno(rawValue: -epollFD) }
+        }
+        if let failure {
+            if ringEventFD >= 0 { _ = Glibc.close(ringEventFD) }
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            throw failure
+        }
+        self.ringEventFD = ringEventFD
+        self.notificationDescriptor = epollFD
+
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: UringSlot(), count: capacity)
+        // calloc: pages of statx storage cost memory only once a stat call uses them.
+        statxArea = calloc(capacity, Self.statxSize)!
+        var initial = RingState()
+        initial.free.reserveCapacity(capacity)
+        state = Locked(initial)
+    }
+
+    deinit {
+        shutdown()
+        // Safe: shutdown returned only after every request's completion was reaped, so the
+        // kernel holds no pointer into the slots or the statx area any more.
+        slots.deinitialize(count: capacity)
+        slots.deallocate()
+        free(statxArea)
+        ring.deallocate()
+        _ = Glibc.close(ringEventFD)
+        if let fd = notificationDescriptor { _ = Glibc.close(fd) }
+    }
+
+    /// Whether the kernel's io_uring has `opcode` (IORING_OP_*).
+    public func supports(opcode: UInt32) -> Bool {
+        Int(opcode) < supported.count && supported[Int(opcode)]
+    }
+
+    // MARK: - Submission
+
+    public func submit(_ operation: Operation) throws(Errno) -> Outcome {
+        try completions.reserve()
+        let outcome = state.withLock { state -> Result<Outcome, Errno> in
+            guard !state.closed else { return .failure(.badFileDescriptor) }
+            guard let slot = allocateSlot(&state) else { return .failure(.resourceTemporarilyUnavailable) }
+            var entry = io_uring_sqe()
+            if let error = prepare(operation, slot: slot, into: &entry) {
+                releaseSlot(slot, &state)
+                return .success(.completed(.failure(error)))
+            }
+            let handle = Self.handle(slot: slot, generation: slots[Int(slot)].generation)
+            entry.user_data = handle.rawValue
+            guard enqueue(entry) else {
+                releaseSlot(slot, &state)
+                return .failure(.resourceTemporarilyUnavailable)
+            }
+            slots[Int(slot)].inFlight = true
+            state.inFlight += 1
+            submitPending()
+            if let result = reap(&state, looking: handle.rawValue) {
+                return .success(.completed(Result(kernelReturn: result)))
+            }
+            return .success(.inProgress(handle))
+        }
+        switch outcome {
+        case let .success(outcome):
+            if case .completed = outcome { completions.release() }
+            return outcome
+        case let .failure(error):
+            completions.release()
+            throw error
+        }
+    }
+
+    /// Copies `entry` into the submission ring. When the ring is full (entries the kernel
+    /// pushed back are still waiting), tries once to hand them over first.
+    private func enqueue(_ entry: io_uring_sqe) -> Bool {
+        var sqe = io_uring_get_sqe(ring)
+        if sqe == nil {
+            submitPending()
+            sqe = io_uring_get_sqe(ring)
+        }
+        guard let sqe else { return false }
+        sqe.pointee = entry
+        return true
+    }
+
+    /// Hands waiting submission entries to the kernel. On EBUSY/EAGAIN (the kernel is short
+    /// of completion space or memory) they stay in the ring, already counted as in flight,
+    /// and the next submit or poll hands them over.
+    private func submitPending() {
+        while io_uring_sq_ready(ring) > 0 {
+            let result = io_uring_submit(ring)
+            if result == -EINTR { continue }
+            return
+        }
+    }
+
+    // MARK: - Completions
+
+    /// Moves every completion in the ring to the completion queue, except the one with
+    /// `user_data == own`, whose result it returns. Called with the lock held.
+    @discardableResult
+    private func reap(_ state: inout RingState, looking own: UInt64 = 0) -> Int? {
+        var found: Int? = nil
+        var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+        while io_uring_peek_cqe(ring, &cqe) == 0, let entry = cqe {
+            let data = entry.pointee.user_data
+            let value = Int(entry.pointee.res)
+            io_uring_cqe_seen(ring, entry)
+            state.eventMayBeStale = true
+            // user_data 0 marks requests of the backend's own (cancellations).
+            guard data != 0 else { continue }
+            let result = finish(data, kernelReturn: value, &state)
+            if data == own {
+                found = result
+            } else {
+                completions.push(Completion(handle: Handle(rawValue: data), kernelReturn: result))
+            }
+        }
+        return found
+    }
+
+    /// Applies the operation's fix-up to the kernel's answer and frees its slot.
+    private func finish(_ data: UInt64, kernelReturn value: Int, _ state: inout RingState) -> Int {
+        let slot = Int32(truncatingIfNeeded: data & 0xffff_ffff) - 1
+        let record = slots[Int(slot)]
+        var result = value
+        switch record.fixup {
+        case .none:
+            break
+        case .stat:
+            if value >= 0 {
+                laio_shim_statx_to_stat(statx(slot), record.target!.assumingMemoryBound(to: stat.self))
+            }
+        case .timeout:
+            // A timeout that expires reports ETIME; nanosleep reports 0.
+            if value == -Int(ETIME) { result = 0 }
+        case .addressLength:
+            if value >= 0 {
+                record.target!.assumingMemoryBound(to: socklen_t.self).pointee = slots[Int(slot)].message.msg_namelen
+            }
+        case .spliceOffsets:
+            if value > 0 {
+                record.target?.assumingMemoryBound(to: Int64.self).pointee += Int64(value)
+                record.target2?.assumingMemoryBound(to: Int64.self).pointee += Int64(value)
+            }
+        }
+        slots[Int(slot)].inFlight = false
+        state.inFlight -= 1
+        releaseSlot(slot, &state)
+        return result
+    }
+
+    public func service() -> Duration? {
+        state.withLock { state -> Duration? in
+            guard !state.tornDown else { return nil }
+            submitPending()
+            reap(&state)
+            if state.eventMayBeStale {
+                // Reset the ring's eventfd, then look again: a completion posted after the
+                // first look but signalled before the reset is caught by the second look,
+                // one posted after the reset signals anew. No wake-up is lost.
+                state.eventMayBeStale = false
+                _ = laio_shim_eventfd_reset(ringEventFD)
+                reap(&state)
+                state.eventMayBeStale = false
+            }
+            // Entries the kernel pushed back are retried on the next poll round.
+            return io_uring_sq_ready(ring) > 0 ? .milliseconds(1) : nil
+        }
+    }
+
+    // MARK: - Cancellation and shutdown
+
+    public func cancel(_ handle: Handle) throws(Errno) {
+        let accepted = state.withLock { state -> Bool in
+            guard !state.tornDown else { return false }
+            reap(&state)
+            let slot = Int(truncatingIfNeeded: handle.rawValue & 0xffff_ffff) - 1
+            guard slot >= 0, slot < Int(state.fresh), slots[slot].inFlight,
+                  Self.handle(slot: Int32(slot), generation: slots[slot].generation) == handle
+            else { return false }
+            var entry = io_uring_sqe()
+            io_uring_prep_cancel64(&entry, handle.rawValue, 0)
+            entry.user_data = 0
+            guard enqueue(entry) else { return true }  // shutdown or a later cancel retries
+            submitPending()
+            reap(&state)
+            return true
+        }
+        if !accepted { throw .noSuchFileOrDirectory }
+    }
+
+    public func shutdown() {
+        state.withLock { state in
+            guard !state.tornDown else { return }
+            state.closed = true
+            var lastCancel: Int64 = 0
+            submitPending()
+            reap(&state)
+            while state.inFlight > 0 {
+                let now = monotonicNanoseconds()
+                if now - lastCancel > 100_000_000 {
+                    // Ask again every 100 ms: a request may have been between states when
+                    // the previous round looked for it.
+                    cancelAll(state)
+                    lastCancel = now
+                }
+                var timeout = __kernel_timespec(tv_sec: 0, tv_nsec: 10_000_000)
+                var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+                _ = io_uring_wait_cqe_timeout(ring, &cqe, &timeout)
+                submitPending()
+                reap(&state)
+            }
+            io_uring_queue_exit(ring)
+            state.tornDown = true
+        }
+    }
+
+    private func cancelAll(_ state: RingState) {
+        for slot in 0..<Int(state.fresh) where slots[slot].inFlight {
+            var entry = io_uring_sqe()
+            io_uring_prep_cancel64(&entry, Self.handle(slot: Int32(slot), generation: slots[slot].generation).rawValue, 0)
+            entry.user_data = 0
+            if !enqueue(entry) { break }
+        }
+        submitPending()
+    }
+
+    // MARK: - Slots and handles
+
+    private static func handle(slot: Int32, generation: UInt32) -> Handle {
+        // Bit 63 stays clear: it is free for a strategy layer to tag routes.
+        Handle(rawValue: UInt64(generation & 0x7fff_ffff) << 32 | UInt64(slot + 1))
+    }
+
+    private func allocateSlot(_ state: inout RingState) -> Int32? {
+        if let slot = state.free.popLast() { return slot }
+        guard Int(state.fresh) < capacity else { return nil }
+        defer { state.fresh += 1 }
+        return state.fresh
+    }
+
+    private func releaseSlot(_ slot: Int32, _ state: inout RingState) {
+        slots[Int(slot)].generation &+= 1
+        slots[Int(slot)].fixup = .none
+        state.free.append(slot)
+    }
+
+    private func statx(_ slot: Int32) -> UnsafeMutableRawPointer {
+        statxArea + Int(slot) * Self.statxSize
+    }
+
+    // MARK: - The opcode table
+
+    /// Fills `entry` for `operation`, using `slot`'s storage for what must outlive the call.
+    /// Returns the error to report at once when the operation cannot run here: `ENOSYS`
+    /// for what io_uring cannot do on this kernel, `EINVAL`/`EFAULT` for arguments the
+    /// system call would refuse before doing anything.
+    private func prepare(_ operation: Operation, slot: Int32, into entry: inout io_uring_sqe) -> Errno? {
+        func length(_ count: Int) -> UInt32 { UInt32(min(count, Self.maxTransfer)) }
+        func have(_ opcode: io_uring_op) -> Bool { supported[Int(opcode.rawValue)] }
+        // The slot's storage stays put until the slot is reaped, so pointers into it may
+        // be handed to the kernel.
+        let record = slots + Int(slot)
+        switch operation.canonical {
+        case let .read(fd, buffer):
+            guard have(IORING_OP_READ) else { return .noFunction }
+            io_uring_prep_read(&entry, fd, buffer.baseAddress, length(buffer.count), UInt64.max)  // -1: file position
+        case let .pread(fd, buffer, offset):
+            guard have(IORING_OP_READ) else { return .noFunction }
+            guard offset >= 0 else { return .invalidArgument }
+            io_uring_prep_read(&entry, fd, buffer.baseAddress, length(buffer.count), UInt64(offset))
+        case let .write(fd, buffer):
+            guard have(IORING_OP_WRITE) else { return .noFunction }
+            io_uring_prep_write(&entry, fd, buffer.baseAddress, length(buffer.count), UInt64.max)
+        case let .pwrite(fd, buffer, offset):
+            guard have(IORING_OP_WRITE) else { return .noFunction }
+            guard offset >= 0 else { return .invalidArgument }
+            io_uring_prep_write(&entry, fd, buffer.baseAddress, length(buffer.count), UInt64(offset))
+        case let .readv(fd, iovecs):
+            guard have(IORING_OP_READV) else { return .noFunction }
+            guard iovecs.count <= Int(UIO_MAXIOV) else { return .invalidArgument }
+            io_uring_prep_readv(&entry, fd, iovecs.baseAddress, UInt32(iovecs.count), UInt64.max)
+        case let .writev(fd, iovecs):
+            guard have(IORING_OP_WRITEV) else { return .noFunction }
+            guard iovecs.count <= Int(UIO_MAXIOV) else { return .invalidArgument }
+            io_uring_prep_writev(&entry, fd, iovecs.baseAddress, UInt32(iovecs.count), UInt64.max)
+        case let .preadv(fd, iovecs, offset):
+            guard have(IORING_OP_READV) else { return .noFunction }
+            guard offset >= 0, iovecs.count <= Int(UIO_MAXIOV) else { return .invalidArgument }
+            io_uring_prep_readv(&entry, fd, iovecs.baseAddress, UInt32(iovecs.count), UInt64(offset))
+        case let .pwritev(fd, iovecs, offset):
+            guard have(IORING_OP_WRITEV) else { return .noFunction }
+            guard offset >= 0, iovecs.count <= Int(UIO_MAXIOV) else { return .invalidArgument }
+            io_uring_prep_writev(&entry, fd, iovecs.baseAddress, UInt32(iovecs.count), UInt64(offset))
+        case let .openat(dirfd, path, flags, mode):
+            guard have(IORING_OP_OPENAT) else { return .noFunction }
+            io_uring_prep_openat(&entry, dirfd, path, flags, mode)
+        case let .open(path, flags, mode):
+            guard have(IORING_OP_OPENAT) else { return .noFunction }
+            io_uring_prep_openat(&entry, AT_FDCWD, path, flags, mode)
+        case let .close(fd):
+            guard have(IORING_OP_CLOSE) else { return .noFunction }
+            io_uring_prep_close(&entry, fd)
+        case let .fstat(fd, buffer):
+            return prepareStat(dirfd: fd, path: Self.emptyPath, flags: Int32(LAIO_AT_EMPTY_PATH), into: buffer, record, &entry)
+        case let .stat(path, buffer):
+            return prepareStat(dirfd: AT_FDCWD, path: path, flags: 0, into: buffer, record, &entry)
+        case let .newfstatat(dirfd, path, buffer, flags):
+            return prepareStat(dirfd: dirfd, path: path, flags: flags, into: buffer, record, &entry)
+        case let .statx(dirfd, path, flags, mask, buffer):
+            guard have(IORING_OP_STATX) else { return .noFunction }
+            io_uring_prep_statx(&entry, dirfd, path, flags, mask, OpaquePointer(buffer))
+        case let .fsync(fd):
+            guard have(IORING_OP_FSYNC) else { return .noFunction }
+            io_uring_prep_fsync(&entry, fd, 0)
+        case let .fdatasync(fd):
+            guard have(IORING_OP_FSYNC) else { return .noFunction }
+            io_uring_prep_fsync(&entry, fd, UInt32(IORING_FSYNC_DATASYNC))
+        case let .accept(fd, address, length, flags):
+            guard have(IORING_OP_ACCEPT) else { return .noFunction }
+            io_uring_prep_accept(&entry, fd, address, length, flags)
+        case let .connect(fd, address, length):
+            guard have(IORING_OP_CONNECT) else { return .noFunction }
+            io_uring_prep_connect(&entry, fd, address, length)
+        case let .recv(fd, buffer, flags):
+            guard have(IORING_OP_RECV) else { return .noFunction }
+            io_uring_prep_recv(&entry, fd, buffer.baseAddress, Int(length(buffer.count)), flags)
+        case let .send(fd, buffer, flags):
+            guard have(IORING_OP_SEND) else { return .noFunction }
+            io_uring_prep_send(&entry, fd, buffer.baseAddress, Int(length(buffer.count)), flags)
+        case let .recvfrom(fd, buffer, flags, address, addressLength):
+            guard let address else {
+                guard have(IORING_OP_RECV) else { return .noFunction }
+                io_uring_prep_recv(&entry, fd, buffer.baseAddress, Int(length(buffer.count)), flags)
+                return nil
+            }
+            guard have(IORING_OP_RECVMSG) else { return .noFunction }
+            guard let addressLength else { return .badAddress }
+            // recvfrom as RECVMSG over one vector; the address length is written back on completion.
+            record.pointee.vector = iovec(iov_base: buffer.baseAddress, iov_len: Int(length(buffer.count)))
+            record.pointee.message = msghdr()
+            record.pointee.message.msg_name = UnsafeMutableRawPointer(address)
+            record.pointee.message.msg_namelen = addressLength.pointee
+            record.pointee.message.msg_iov = record.pointer(to: \.vector)
+            record.pointee.message.msg_iovlen = 1
+            record.pointee.target = UnsafeMutableRawPointer(addressLength)
+            record.pointee.fixup = .addressLength
+            io_uring_prep_recvmsg(&entry, fd, record.pointer(to: \.message), UInt32(bitPattern: flags))
+        case let .sendto(fd, buffer, flags, address, addressLength):
+            guard let address else {
+                guard have(IORING_OP_SEND) else { return .noFunction }
+                io_uring_prep_send(&entry, fd, buffer.baseAddress, Int(length(buffer.count)), flags)
+                return nil
+            }
+            guard have(IORING_OP_SENDMSG) else { return .noFunction }
+            record.pointee.vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: buffer.baseAddress),
+                                          iov_len: Int(length(buffer.count)))
+            record.pointee.message = msghdr()
+            record.pointee.message.msg_name = UnsafeMutableRawPointer(mutating: address)
+            record.pointee.message.msg_namelen = addressLength
+            record.pointee.message.msg_iov = record.pointer(to: \.vector)
+            record.pointee.message.msg_iovlen = 1
+            io_uring_prep_sendmsg(&entry, fd, record.pointer(to: \.message), UInt32(bitPattern: flags))
+        case let .recvmsg(fd, message, flags):
+            guard have(IORING_OP_RECVMSG) else { return .noFunction }
+            io_uring_prep_recvmsg(&entry, fd, message, UInt32(bitPattern: flags))
+        case let .sendmsg(fd, message, flags):
+            guard have(IORING_OP_SENDMSG) else { return .noFunction }
+            io_uring_prep_sendmsg(&entry, fd, message, UInt32(bitPattern: flags))
+        case let .splice(inFD, inOffset, outFD, outOffset, count, flags):
+            guard have(IORING_OP_SPLICE) else { return .noFunction }
+            // splice(2) reads and advances the offsets; io_uring takes them by value.
+            io_uring_prep_splice(&entry, inFD, inOffset?.pointee ?? -1, outFD, outOffset?.pointee ?? -1,
+                                 length(count), flags)
+            record.pointee.target = UnsafeMutableRawPointer(inOffset)
+            record.pointee.target2 = UnsafeMutableRawPointer(outOffset)
+            record.pointee.fixup = .spliceOffsets
+        case let .unlinkat(dirfd, path, flags):
+            guard have(IORING_OP_UNLINKAT) else { return .noFunction }
+            io_uring_prep_unlinkat(&entry, dirfd, path, flags)
+        case let .renameat(oldDirfd, oldPath, newDirfd, newPath):
+            guard have(IORING_OP_RENAMEAT) else { return .noFunction }
+            io_uring_prep_renameat(&entry, oldDirfd, oldPath, newDirfd, newPath, 0)
+        case let .mkdirat(dirfd, path, mode):
+            guard have(IORING_OP_MKDIRAT) else { return .noFunction }
+            io_uring_prep_mkdirat(&entry, dirfd, path, mode)
+        case let .nanosleep(duration):
+            guard have(IORING_OP_TIMEOUT) else { return .noFunction }
+            let time = timespec(duration)
+            record.pointee.time = __kernel_timespec(tv_sec: Int64(time.tv_sec), tv_nsec: Int64(time.tv_nsec))
+            io_uring_prep_timeout(&entry, record.pointer(to: \.time), 0, 0)
+            record.pointee.fixup = .timeout
+        case let .syscall(number, arguments) where number == Int(LAIO_SYS_nanosleep):
+            guard have(IORING_OP_TIMEOUT) else { return .noFunction }
+            // The kernel copies the caller's timespec (same layout as __kernel_timespec on
+            // 64-bit) while it prepares the request, and answers EFAULT for a bad pointer.
+            io_uring_prep_timeout(&entry, UnsafeMutablePointer(bitPattern: arguments.a0), 0, 0)
+            record.pointee.fixup = .timeout
+        case .sendfile, .syscall:
+            // io_uring has no opcode for these.
+            return .noFunction
+        }
+        return nil
+    }
+
+    /// stat, fstat and newfstatat as STATX into the slot's buffer, converted on completion.
+    private func prepareStat(dirfd: Int32, path: UnsafePointer<CChar>, flags: Int32, into buffer: UnsafeMutablePointer<stat>,
+                             _ record: UnsafeMutablePointer<UringSlot>, _ entry: inout io_uring_sqe) -> Errno? {
+        guard supported[Int(IORING_OP_STATX.rawValue)] else { return .noFunction }
+        // The stat family never triggers an automount and asks for the basic fields.
+        io_uring_prep_statx(&entry, dirfd, path, flags | Int32(LAIO_AT_NO_AUTOMOUNT), UInt32(LAIO_STATX_BASIC_STATS),
+                            OpaquePointer(statx(Int32(record - slots))))
+        record.pointee.target = UnsafeMutableRawPointer(buffer)
+        record.pointee.fixup = .stat
+        return nil
+    }
+
+    /// The "" path of fstat run as statx: static storage in the C shim.
+    private static var emptyPath: UnsafePointer<CChar> { laio_shim_empty_path() }
+}
+
+/// What one in-flight operation needs beyond its submission entry.
+struct UringSlot {
+    enum Fixup: UInt8 {
+        case none, stat, timeout, addressLength, spliceOffsets
+    }
+
+    var generation: UInt32 = 0
+    var inFlight = false
+    var fixup = Fixup.none
+    /// The caller's memory a fix-up writes: the `stat` buffer, the address length, the
+    /// splice input offset.
+    var target: UnsafeMutableRawPointer? = nil
+    /// The splice output offset.
+    var target2: UnsafeMutableRawPointer? = nil
+    /// recvfrom/sendto with an address run as RECVMSG/SENDMSG over this header and vector.
+    var message = msghdr()
+    var vector = iovec()
+    /// nanosleep's duration, read by the kernel when the TIMEOUT is prepared.
+    var time = __kernel_timespec()
+}

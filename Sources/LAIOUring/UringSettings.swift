@@ -1,0 +1,64 @@
+import CLiburing
+
+/// Settings of the `uring` backend.
+public struct UringSettings: Sendable, Equatable {
+    /// Submission-queue entries. Each submit hands its entry to the kernel at once, so this
+    /// only bounds how many entries can wait when the kernel pushes back (EBUSY).
+    public var entries: Int
+    /// Completion-queue entries; 0 means four times `entries`. Completions beyond it wait in
+    /// the kernel's overflow list (IORING_FEAT_NODROP), none is lost.
+    public var completionEntries: Int
+    /// The most operations that may be outstanding (in the kernel, or finished and not yet
+    /// returned by poll); past it `submit` throws `EAGAIN`. On a kernel without
+    /// IORING_FEAT_NODROP it is lowered to the completion-queue size, so that the
+    /// completion ring can never overflow.
+    public var capacity: Int
+    /// Setup flag sets to try, best first; the first one the kernel accepts is used (see
+    /// `UringBackend.setupFlags`). IORING_SETUP_CQSIZE and CLAMP are added to each.
+    public var flagLadder: [UringSetupFlags]
+
+    public init(entries: Int = 256, completionEntries: Int = 0, capacity: Int = 16_384,
+                flagLadder: [UringSetupFlags] = UringSetupFlags.defaultLadder) {
+        self.entries = entries
+        self.completionEntries = completionEntries
+        self.capacity = capacity
+        self.flagLadder = flagLadder
+    }
+}
+
+/// io_uring setup flags (IORING_SETUP_*), by name.
+public struct UringSetupFlags: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let cqSize = UringSetupFlags(rawValue: IORING_SETUP_CQSIZE)
+    public static let clamp = UringSetupFlags(rawValue: IORING_SETUP_CLAMP)
+    public static let submitAll = UringSetupFlags(rawValue: IORING_SETUP_SUBMIT_ALL)
+    public static let coopTaskrun = UringSetupFlags(rawValue: IORING_SETUP_COOP_TASKRUN)
+    public static let taskrunFlag = UringSetupFlags(rawValue: IORING_SETUP_TASKRUN_FLAG)
+    public static let singleIssuer = UringSetupFlags(rawValue: IORING_SETUP_SINGLE_ISSUER)
+    public static let deferTaskrun = UringSetupFlags(rawValue: IORING_SETUP_DEFER_TASKRUN)
+
+    /// The sets tried by default, best first: cooperative task running (no inter-processor
+    /// interrupt per completion; 5.19+), then submit-all (5.18+), then a plain ring.
+    ///
+    /// SINGLE_ISSUER and DEFER_TASKRUN are not in it: a context may be used from several
+    /// threads, and with SINGLE_ISSUER every thread but the creator gets EEXIST from
+    /// submission, while DEFER_TASKRUN posts poll-driven completions only when that one
+    /// thread enters the kernel to wait.
+    public static let defaultLadder: [UringSetupFlags] = [
+        [.coopTaskrun, .taskrunFlag, .submitAll],
+        [.submitAll],
+        [],
+    ]
+
+    private static let names: [(UringSetupFlags, String)] = [
+        (.cqSize, "CQSIZE"), (.clamp, "CLAMP"), (.submitAll, "SUBMIT_ALL"), (.coopTaskrun, "COOP_TASKRUN"),
+        (.taskrunFlag, "TASKRUN_FLAG"), (.singleIssuer, "SINGLE_ISSUER"), (.deferTaskrun, "DEFER_TASKRUN"),
+    ]
+
+    public var description: String {
+        let named = Self.names.filter { contains($0.0) }.map(\.1)
+        return named.isEmpty ? "none" : named.joined(separator: "|")
+    }
+}
