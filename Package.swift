@@ -27,5 +27,6 @@ let package = Package(
         .executableTarget(name: "laio-demo", dependencies: ["LAIO"]),
         .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),
+        .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLiburing"]),
     ]
 )

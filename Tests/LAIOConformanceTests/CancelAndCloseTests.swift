@@ -121,6 +121,20 @@ struct CancelAndCloseTests {
         #expect(try complete(.close(fd: 99_999), in: laio) == .failure(.badFileDescriptor))
         #expect(try complete(.syscall(number: 100_000), in: laio) == .failure(.noFunction))
         #expect(try complete(.syscall(number: -5), in: laio) == .failure(.noFunction))
+        // A positioned read or write of a pipe has no position to use: ESPIPE, nothing consumed.
+        // io_uring ignores the offset on streams instead, so `uring` reads the pipe (a
+        // documented difference of that backend).
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        #expect(Glibc.write(w, "data", 4) == 4)
+        if kind == .uring {
+            #expect(try complete(.pread(fd: r, buffer: buffer, offset: 0), in: laio) == .success(4))
+        } else {
+            #expect(try complete(.pread(fd: r, buffer: buffer, offset: 0), in: laio) == .failure(Errno(rawValue: ESPIPE)))
+            #expect(try complete(.pwrite(fd: w, buffer: UnsafeRawBufferPointer(buffer), offset: 0), in: laio)
+                    == .failure(Errno(rawValue: ESPIPE)))
+            #expect(try complete(.read(fd: r, buffer: buffer), in: laio) == .success(4), "nothing was consumed")
+        }
         try withTemporaryDirectory { dir in
             try writeFile("\(dir)/f", pattern(count: 100))
             let fd = open("\(dir)/f", O_RDWR)

@@ -1,0 +1,316 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLiburing
+import LAIO
+import LAIOCore
+import LAIOUring
+import Testing
+
+/// Why `uring` cannot start here, or nil when it can.
+let uringUnavailable: String? = {
+    do {
+        _ = try Context(backend: .uring)
+        return nil
+    } catch {
+        return "\(error)"
+    }
+}()
+
+let uringAvailable = uringUnavailable == nil
+
+func makeFile(_ name: String, bytes count: Int, seed: UInt8) throws -> (path: String, content: [UInt8]) {
+    let path = "/var/tmp/laio-uring-\(getpid())-\(name)"
+    let content = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &+ $0 >> 12) }
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw Errno(rawValue: errno) }
+    defer { close(fd) }
+    let written = content.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    guard written == count else { throw Errno(rawValue: errno) }
+    return (path, content)
+}
+
+/// Waits for `handles`, each reported exactly once; returns their results.
+func collect(_ handles: Set<Handle>, in laio: Context, timeout: Duration = .seconds(20)) throws -> [Handle: Result<Int, Errno>] {
+    var results: [Handle: Result<Int, Errno>] = [:]
+    let deadline = ContinuousClock.now + timeout
+    var batch: [Completion] = []
+    while results.count < handles.count && ContinuousClock.now < deadline {
+        batch.removeAll(keepingCapacity: true)
+        _ = try laio.poll(into: &batch, maximum: 64, timeout: .milliseconds(100))
+        for completion in batch {
+            #expect(handles.contains(completion.handle), "stray \(completion.handle)")
+            #expect(results.updateValue(completion.result, forKey: completion.handle) == nil, "\(completion.handle) reported twice")
+        }
+    }
+    #expect(results.count == handles.count, "\(handles.count - results.count) completions never arrived")
+    return results
+}
+
+/// Runs `operation` to its end, synchronously or through poll.
+func complete(_ operation: Operation, in laio: Context) throws -> Result<Int, Errno> {
+    switch try laio.submit(operation) {
+    case let .completed(result): return result
+    case let .inProgress(handle): return try collect([handle], in: laio)[handle] ?? .failure(.canceled)
+    }
+}
+
+@Suite("io_uring backend", .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+struct UringTests {
+    @Test("at least 99% of 10,000 cached 4 KiB preads complete synchronously, with the right bytes")
+    func cachedReadsAreSynchronous() throws {
+        let (path, content) = try makeFile("cached", bytes: 4 << 20, seed: 1)
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        let laio = try Context(backend: .uring)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        let blocks = content.count / 4096
+        var synchronous = 0, wrong = 0
+        var pending = Set<Handle>()
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<10_000 {
+            let block = Int.random(in: 0..<blocks, using: &generator)
+            switch try laio.submit(.pread(fd: fd, buffer: buffer, offset: Int64(block * 4096))) {
+            case .completed(let result):
+                synchronous += 1
+                if result != .success(4096) || !buffer.elementsEqual(content[block * 4096..<(block + 1) * 4096]) { wrong += 1 }
+            case .inProgress(let handle):
+                pending.insert(handle)
+                let results = try collect([handle], in: laio)
+                if results[handle] != .success(4096) || !buffer.elementsEqual(content[block * 4096..<(block + 1) * 4096]) {
+                    wrong += 1
+                }
+                pending.remove(handle)
+            }
+        }
+        print("uring: \(synchronous) of 10000 cached preads synchronous")
+        #expect(wrong == 0)
+        #expect(synchronous >= 9_900)
+    }
+
+    @Test("a read of pages just dropped returns the right bytes, however it completes")
+    func coldRead() throws {
+        let (path, content) = try makeFile("cold", bytes: 1 << 20, seed: 2)
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        #expect(fsync(fd) == 0)  // dirty pages cannot be dropped
+        let laio = try Context(backend: .uring)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        var ways: [String] = []
+        for block in [0, 97, 200] {
+            #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+            let result: Result<Int, Errno>
+            switch try laio.submit(.pread(fd: fd, buffer: buffer, offset: Int64(block * 4096))) {
+            case .completed(let r):
+                ways.append("synchronous")
+                result = r
+            case .inProgress(let handle):
+                ways.append("in progress")
+                result = try collect([handle], in: laio)[handle] ?? .failure(.canceled)
+            }
+            #expect(result == .success(4096))
+            #expect(buffer.elementsEqual(content[block * 4096..<(block + 1) * 4096]))
+        }
+        print("uring: cold reads completed as \(ways)")
+    }
+
+    @Test("stat, lstat and fstat through STATX equal the libc calls byte for byte")
+    func statMatchesLibc() throws {
+        let (path, _) = try makeFile("stat", bytes: 54_321, seed: 3)
+        defer { unlink(path) }
+        let link = path + ".link"
+        #expect(symlink(path, link) == 0)
+        defer { unlink(link) }
+        let laio = try Context(backend: .uring)
+        let got = UnsafeMutablePointer<stat>.allocate(capacity: 1)
+        defer { got.deallocate() }
+        func same(_ expected: stat, _ label: String) {
+            var expected = expected
+            let equal = withUnsafeBytes(of: &expected) { e in
+                UnsafeRawBufferPointer(start: got, count: MemoryLayout<stat>.size).elementsEqual(e)
+            }
+            #expect(equal, "\(label): \(got.pointee) != \(expected)")
+        }
+        for target in [path, "/var/tmp", "/dev/null", link] {
+            var reference = stat()
+            #expect(stat(target, &reference) == 0)
+            got.initialize(to: stat())
+            memset(got, 0xa5, MemoryLayout<stat>.size)
+            try target.withCString { p throws in
+                #expect(try complete(.stat(path: p, buffer: got), in: laio) == .success(0))
+            }
+            same(reference, "stat \(target)")
+
+            #expect(lstat(target, &reference) == 0)
+            memset(got, 0xa5, MemoryLayout<stat>.size)
+            try target.withCString { p throws in
+                #expect(try complete(.newfstatat(dirfd: AT_FDCWD, path: p, buffer: got, flags: AT_SYMLINK_NOFOLLOW), in: laio) == .success(0))
+            }
+            same(reference, "lstat \(target)")
+
+            let fd = open(target, O_RDONLY)
+            defer { close(fd) }
+            #expect(fstat(fd, &reference) == 0)
+            memset(got, 0xa5, MemoryLayout<stat>.size)
+            #expect(try complete(.fstat(fd: fd, buffer: got), in: laio) == .success(0))
+            same(reference, "fstat \(target)")
+        }
+        // The raw numbers take the same path.
+        var reference = stat()
+        #expect(stat(path, &reference) == 0)
+        memset(got, 0xa5, MemoryLayout<stat>.size)
+        try path.withCString { p throws in
+            let arguments = SyscallArguments(Int(bitPattern: p), Int(bitPattern: got))
+            #expect(try complete(.syscall(number: Int(LAIO_SYS_stat), arguments: arguments), in: laio) == .success(0))
+        }
+        same(reference, "SYS_stat")
+        #expect(try complete(.fstat(fd: -1, buffer: got), in: laio) == .failure(.badFileDescriptor))
+        try "/no/such/file".withCString { p throws in
+            #expect(try complete(.stat(path: p, buffer: got), in: laio) == .failure(.noSuchFileOrDirectory))
+        }
+    }
+
+    @Test("many times more operations in flight than completion-ring entries: none is lost")
+    func completionRingOverflow() throws {
+        let settings = UringSettings(entries: 4, completionEntries: 8)
+        let laio = try Context(backend: .uring, uring: settings)
+        // 400 timeouts that expire together, 50 times the completion ring.
+        var handles = Set<Handle>()
+        for _ in 0..<400 {
+            guard case let .inProgress(handle) = try laio.submit(.nanosleep(.milliseconds(20))) else {
+                Issue.record("a 20 ms sleep completed synchronously")
+                continue
+            }
+            handles.insert(handle)
+        }
+        usleep(100_000)  // let every timer fire before anyone reaps
+        let results = try collect(handles, in: laio)
+        #expect(results.values.allSatisfy { $0 == .success(0) })
+
+        // The same with pipes: 100 blocked reads, then all the writes at once.
+        var pipes: [(Int32, Int32)] = []
+        defer { for (r, w) in pipes { close(r); close(w) } }
+        let buffers = UnsafeMutableRawBufferPointer.allocate(byteCount: 100, alignment: 1)
+        defer { buffers.deallocate() }
+        var readers: [Handle: Int] = [:]
+        for i in 0..<100 {
+            var fds: [Int32] = [0, 0]
+            #expect(pipe(&fds) == 0)
+            pipes.append((fds[0], fds[1]))
+            let slice = UnsafeMutableRawBufferPointer(rebasing: buffers[i..<i + 1])
+            guard case let .inProgress(handle) = try laio.submit(.read(fd: fds[0], buffer: slice)) else {
+                Issue.record("a read of an empty pipe completed synchronously")
+                continue
+            }
+            readers[handle] = i
+        }
+        for (i, (_, w)) in pipes.enumerated() {
+            var byte = UInt8(i)
+            #expect(write(w, &byte, 1) == 1)
+        }
+        let read = try collect(Set(readers.keys), in: laio)
+        #expect(read.values.allSatisfy { $0 == .success(1) })
+        #expect((0..<100).allSatisfy { buffers[$0] == UInt8($0) })
+        #expect(laio.outstandingCount == 0)
+    }
+
+    @Test("the ring takes the first flag set the kernel accepts, and says which")
+    func flagLadder() throws {
+        let queue = try CompletionQueue(capacity: 16)
+        let bogus = UringSetupFlags(rawValue: 1 << 31)
+        let ring = try UringBackend(settings: UringSettings(flagLadder: [bogus, [.submitAll], []]), completions: queue)
+        #expect(ring.setupFlags == [.submitAll] || ring.setupFlags == [])
+        #expect(ring.features & IORING_FEAT_NODROP != 0, "this kernel keeps overflowing completions")
+        ring.shutdown()
+        #expect(throws: Errno.invalidArgument) {
+            _ = try UringBackend(settings: UringSettings(flagLadder: [bogus]), completions: queue)
+        }
+        let context = try Context(backend: .uring)
+        #expect(context.details.contains("flags"))
+        print("uring: \(context.details)")
+    }
+
+    @Test("calls io_uring has no opcode for fail with ENOSYS; known raw numbers run as their opcodes")
+    func unmappedCalls() throws {
+        let laio = try Context(backend: .uring)
+        #expect(try complete(.syscall(number: SyscallNumber.getpid), in: laio) == .failure(.noFunction))
+        #expect(try complete(.sendfile(outFD: 1, inFD: 0, offset: nil, count: 1), in: laio) == .failure(.noFunction))
+        let zero = open("/dev/zero", O_RDONLY)
+        defer { close(zero) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
+        defer { buffer.deallocate() }
+        let raw = SyscallArguments(Int(zero), Int(bitPattern: buffer.baseAddress), 16, 0)
+        #expect(try complete(.syscall(number: SyscallNumber.pread64, arguments: raw), in: laio) == .success(16))
+        // A null buffer with a length stays a raw call, which this backend cannot run.
+        #expect(try complete(.syscall(number: SyscallNumber.read, arguments: SyscallArguments(Int(zero), 0, 16)), in: laio)
+                == .failure(.noFunction))
+        // Raw nanosleep runs as a TIMEOUT on the caller's timespec.
+        let time = UnsafeMutablePointer<timespec>.allocate(capacity: 1)
+        defer { time.deallocate() }
+        time.initialize(to: timespec(tv_sec: 0, tv_nsec: 1_000_000))
+        #expect(try complete(.syscall(number: SyscallNumber.nanosleep, arguments: SyscallArguments(Int(bitPattern: time))), in: laio)
+                == .success(0))
+    }
+
+    @Test("at capacity submit answers EAGAIN, and recovers once completions are polled")
+    func capacity() throws {
+        let laio = try Context(backend: .uring, uring: UringSettings(capacity: 8))
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
+        defer { buffer.deallocate() }
+        var handles = Set<Handle>()
+        for i in 0..<8 {
+            let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[i..<i + 1])
+            if case let .inProgress(handle) = try laio.submit(.read(fd: fds[0], buffer: slice)) { handles.insert(handle) }
+        }
+        #expect(handles.count == 8)
+        #expect(throws: Errno.resourceTemporarilyUnavailable) { try laio.submit(.nanosleep(.milliseconds(1))) }
+        #expect(write(fds[1], "12345678", 8) == 8)
+        _ = try collect(handles, in: laio)
+        #expect(try complete(.nanosleep(.milliseconds(1)), in: laio) == .success(0))
+    }
+
+    @Test("a request whose submitting thread has exited is reported once, with ECANCELED, when its event comes")
+    func submitterThreadExit() throws {
+        let laio = try Context(backend: .uring)
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
+        defer { buffer.deallocate() }
+        let address = Int(bitPattern: buffer.baseAddress)  // crosses into the thread as a plain value
+        let reader = fds[0]
+        let handle = Locked<Handle?>(nil)
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(ThreadBody {
+            let buffer = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: 8)
+            if case let .inProgress(h) = try? laio.submit(.read(fd: reader, buffer: buffer)) { handle.withLock { $0 = h } }
+        })
+        #expect(pthread_create(&thread, nil, { raw in
+            let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+            body.run()
+            return nil
+        }, box.toOpaque()) == 0)
+        pthread_join(thread, nil)
+        let submitted = try #require(handle.withLock { $0 })
+        // The kernel keeps the request armed, but will not run its completion on a thread
+        // that is gone: when the data comes it reports ECANCELED and consumes nothing.
+        #expect(try laio.poll(maximum: 4, timeout: .milliseconds(50)).isEmpty)
+        #expect(write(fds[1], "x", 1) == 1)
+        let results = try collect([submitted], in: laio)
+        #expect(results[submitted] == .failure(.canceled))
+        var byte: UInt8 = 0
+        #expect(read(fds[0], &byte, 1) == 1 && byte == UInt8(ascii: "x"))
+    }
+}
+
+final class ThreadBody: Sendable {
+    let run: @Sendable () -> Void
+    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+}
