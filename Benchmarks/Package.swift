@@ -16,11 +16,14 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // The same submit-then-peek loop in C, straight on liburing.
+        .target(name: "CUringLoop", linkerSettings: [.linkedLibrary("uring")]),
         .executableTarget(
             name: "PreadBenchmarks",
             dependencies: [
                 .product(name: "LAIO", package: root),
                 .product(name: "Benchmark", package: "benchmark"),
+                "CUringLoop",
             ],
             path: "Benchmarks/PreadBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -62,6 +62,13 @@ int laio_shim_wait_readable(int fd, long long timeout_ns) {
     return r < 0 ? -errno : r;
 }
 
+int laio_shim_wait_readable2(int a, int b, long long timeout_ns) {
+    struct pollfd pfds[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+    struct timespec ts = {.tv_sec = timeout_ns / 1000000000LL, .tv_nsec = timeout_ns % 1000000000LL};
+    int r = ppoll(pfds, 2, timeout_ns < 0 ? NULL : &ts, NULL);
+    return r < 0 ? -errno : r;
+}
+
 void laio_shim_statx_to_stat(const void *statx_buffer, struct stat *out) {
     const struct statx *x = statx_buffer;
     memset(out, 0, sizeof *out);
@@ -101,10 +108,6 @@ int laio_shim_epoll_pair(int a, int b) {
     return ep;
 }
 
-unsigned long long laio_shim_eventfd_reset(int fd) {
-    uint64_t value = 0;
-    return read(fd, &value, sizeof value) == (ssize_t)sizeof value ? value : 0;
-}
 
 int laio_shim_io_uring_disabled(void) {
     FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");

@@ -1,3 +1,5 @@
+import CLiburing
+
 /// What every backend does. The facade (`LAIO.Context`) is the only caller; it never asks
 /// which backend it talks to.
 ///
@@ -28,8 +30,17 @@ public protocol Backend: AnyObject, Sendable {
     /// A descriptor that is readable while completions wait, when the backend has sources
     /// of completions besides the completion queue; `nil` means the queue's eventfd.
     var notificationDescriptor: Int32? { get }
+
+    /// Sleeps until completions may be waiting (in `queue` or in the backend) or
+    /// `nanoseconds` pass (`nil`: no limit). May return early; poll looks again.
+    func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?)
 }
 
 extension Backend {
     public var notificationDescriptor: Int32? { nil }
+
+    /// Backends whose every completion goes through the queue sleep on its eventfd.
+    public func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) {
+        _ = laio_shim_wait_readable(queue.notificationDescriptor, nanoseconds.map { max($0, 0) } ?? -1)
+    }
 }

@@ -19,7 +19,8 @@ public final class CompletionQueue: Sendable {
 
     private let state = Locked(State())
     /// Operations that went (or are going) to the background and were not yet returned by poll.
-    private let outstanding = Atomic<Int>(0)
+    @usableFromInline
+    let outstanding = Atomic<Int>(0)
     /// The most operations that may be outstanding at once.
     public let capacity: Int
     /// An eventfd that is readable while completions wait. Written on the empty → non-empty
@@ -48,6 +49,18 @@ public final class CompletionQueue: Sendable {
             outstanding.wrappingSubtract(1, ordering: .relaxed)
             throw .resourceTemporarilyUnavailable
         }
+    }
+
+    /// Whether a credit is free now. A backend that serialises its submissions may look
+    /// first and `take()` the credit only once an operation really goes to the background;
+    /// concurrent submitters of different backends can then overshoot `capacity` by at most
+    /// one operation each.
+    @inlinable
+    public var hasCredit: Bool { outstanding.load(ordering: .relaxed) < capacity }
+
+    /// Takes a credit without checking (see `hasCredit`).
+    public func take() {
+        outstanding.wrappingAdd(1, ordering: .relaxed)
     }
 
     /// Gives back a credit whose operation completed synchronously after all.

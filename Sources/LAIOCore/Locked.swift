@@ -14,18 +14,23 @@ public final class Locked<State>: @unchecked Sendable {
     // @unchecked: `state` is read and written only between pthread_mutex_lock and
     // pthread_mutex_unlock of `mutex`, so no two threads touch it at once.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var state: State
+    /// Out of line, so that access needs no dynamic exclusivity check: the lock is the check.
+    private let state: UnsafeMutablePointer<State>
 
     public init(_ state: State) {
-        self.state = state
+        self.state = .allocate(capacity: 1)
+        self.state.initialize(to: state)
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
 
     deinit {
-        // Safe: no thread can hold the lock once the last reference is gone.
+        // Safe: no thread can hold the lock, or a pointer to the state, once the last
+        // reference is gone.
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
     }
 
     /// Runs `body` with exclusive access to the state.
@@ -38,8 +43,8 @@ public final class Locked<State>: @unchecked Sendable {
 
     @usableFromInline
     var stateForLockHolder: State {
-        _read { yield state }
-        _modify { yield &state }
+        _read { yield state.pointee }
+        _modify { yield &state.pointee }
     }
 
     @usableFromInline

@@ -20,9 +20,12 @@ import LAIOCore
 /// when that thread exits, the kernel cancels its requests still in flight, and poll
 /// reports them with `ECANCELED`.
 ///
-/// Notification: an eventfd registered with the ring is signalled by the kernel for every
-/// completion it posts; together with the completion queue's eventfd it is watched by one
-/// epoll descriptor, which is the context's notification descriptor and what poll sleeps on.
+/// Waiting: the ring's own descriptor is readable exactly while its completion ring holds
+/// entries, so poll sleeps in ppoll(2) on it and on the completion queue's eventfd. The
+/// kernel wakes the ring's pollers only when someone sleeps there, so a call that completes
+/// inline pays nothing for notification. `notificationDescriptor` (an epoll instance over
+/// the same two descriptors) is made on first use; while it exists the kernel wakes it for
+/// every completion.
 public final class UringBackend: Backend, @unchecked Sendable {
     // @unchecked: the ring, the slots and `RingState` are touched only while `state`'s lock
     // is held; the other stored properties are immutable after init.
@@ -36,9 +39,6 @@ public final class UringBackend: Backend, @unchecked Sendable {
     public let completionEntries: Int
     /// The most operations outstanding at once (see `UringSettings.capacity`).
     public let capacity: Int
-    /// The descriptor that is readable while completions wait: an epoll instance over the
-    /// completion queue's eventfd and the ring's eventfd.
-    public let notificationDescriptor: Int32?
 
     private let completions: CompletionQueue
     private let ring: UnsafeMutablePointer<io_uring>
@@ -47,21 +47,24 @@ public final class UringBackend: Backend, @unchecked Sendable {
     private let statxArea: UnsafeMutableRawPointer
     /// Opcodes the kernel supports, indexed by opcode number (from IORING_REGISTER_PROBE).
     private let supported: [Bool]
-    private let ringEventFD: Int32
+    private let ringFD: Int32
     private let state: Locked<RingState>
 
+    /// A stack of free slot indices (`RingState.freeCount` deep); touched under the lock.
+    private let freeSlots: UnsafeMutablePointer<Int32>
+
     private struct RingState {
-        /// Slot indices freed by reaping, reused first.
-        var free: [Int32] = []
+        /// Entries in `freeSlots`: slots freed by reaping, reused first.
+        var freeCount = 0
         /// Slots below this index have been used at least once.
         var fresh: Int32 = 0
         /// Operations whose completion has not been reaped from the ring yet.
         var inFlight = 0
-        /// The ring's eventfd may hold a signal for a completion already reaped.
-        var eventMayBeStale = false
+        /// The epoll instance behind `notificationDescriptor`, once made.
+        var epollFD: Int32 = -1
         /// `shutdown` has begun: submits throw EBADF.
         var closed = false
-        /// `shutdown` has finished: the ring is gone.
+        /// `shutdown` has finished: nothing is in flight and the ring is no longer used.
         var tornDown = false
     }
 
@@ -118,34 +121,13 @@ public final class UringBackend: Backend, @unchecked Sendable {
         }
         self.supported = supported
 
-        // Everything below can fail; undo what came before.
-        let ringEventFD = laio_shim_eventfd()
-        var failure: Errno? = nil
-        var epollFD: Int32 = -1
-        if ringEventFD < 0 {
-            failure = Errno(rawValue: -ringEventFD)
-        } else if case let r = io_uring_register_eventfd(ring, ringEventFD), r < 0 {
-            failure = Errno(rawValue: -r)
-        } else {
-            epollFD = laio_shim_epoll_pair(completions.notificationDescriptor, ringEventFD)
-            if epollFD < 0 { failure = Errno(rawValue: -epollFD) }
-        }
-        if let failure {
-            if ringEventFD >= 0 { _ = Glibc.close(ringEventFD) }
-            io_uring_queue_exit(ring)
-            ring.deallocate()
-            throw failure
-        }
-        self.ringEventFD = ringEventFD
-        self.notificationDescriptor = epollFD
-
+        self.ringFD = ring.pointee.ring_fd
         slots = .allocate(capacity: capacity)
         slots.initialize(repeating: UringSlot(), count: capacity)
         // calloc: pages of statx storage cost memory only once a stat call uses them.
         statxArea = calloc(capacity, Self.statxSize)!
-        var initial = RingState()
-        initial.free.reserveCapacity(capacity)
-        state = Locked(initial)
+        freeSlots = .allocate(capacity: capacity)
+        state = Locked(RingState())
     }
 
     deinit {
@@ -154,10 +136,39 @@ public final class UringBackend: Backend, @unchecked Sendable {
         // kernel holds no pointer into the slots or the statx area any more.
         slots.deinitialize(count: capacity)
         slots.deallocate()
+        freeSlots.deallocate()
         free(statxArea)
+        io_uring_queue_exit(ring)
         ring.deallocate()
-        _ = Glibc.close(ringEventFD)
-        if let fd = notificationDescriptor { _ = Glibc.close(fd) }
+        let epollFD = state.withLock { $0.epollFD }
+        if epollFD >= 0 { _ = Glibc.close(epollFD) }
+    }
+
+    /// An epoll instance over the completion queue's eventfd and the ring, made on first
+    /// use. `nil` only if it cannot be made (then poll still works; the error is EMFILE or
+    /// ENOMEM, and the queue's eventfd is the fallback).
+    public var notificationDescriptor: Int32? {
+        state.withLock { state -> Int32? in
+            if state.epollFD < 0 {
+                let fd = laio_shim_epoll_pair(completions.notificationDescriptor, ringFD)
+                if fd < 0 { return nil }
+                state.epollFD = fd
+            }
+            return state.epollFD
+        }
+    }
+
+    /// Sleeps on the ring's descriptor (readable while completions are in the ring) and the
+    /// queue's eventfd. After shutdown only the queue is left to wait on.
+    public func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) {
+        let timeout = nanoseconds.map { max($0, 0) } ?? -1
+        if state.withLock({ $0.tornDown }) {
+            _ = laio_shim_wait_readable(queue.notificationDescriptor, timeout)
+        } else {
+            // The ring's descriptor stays open until deinit, so this is safe even if
+            // shutdown runs meanwhile: it then simply never becomes readable.
+            _ = laio_shim_wait_readable2(queue.notificationDescriptor, ringFD, timeout)
+        }
     }
 
     /// Whether the kernel's io_uring has `opcode` (IORING_OP_*).
@@ -168,48 +179,65 @@ public final class UringBackend: Backend, @unchecked Sendable {
     // MARK: - Submission
 
     public func submit(_ operation: Operation) throws(Errno) -> Outcome {
-        try completions.reserve()
         let outcome = state.withLock { state -> Result<Outcome, Errno> in
             guard !state.closed else { return .failure(.badFileDescriptor) }
-            guard let slot = allocateSlot(&state) else { return .failure(.resourceTemporarilyUnavailable) }
-            var entry = io_uring_sqe()
-            if let error = prepare(operation, slot: slot, into: &entry) {
+            // The credit is looked at now and taken only if the call goes to the background,
+            // so an inline completion costs no atomic update.
+            guard completions.hasCredit, let slot = allocateSlot(&state) else {
+                return .failure(.resourceTemporarilyUnavailable)
+            }
+            guard let entry = nextEntry() else {
+                releaseSlot(slot, &state)
+                return .failure(.resourceTemporarilyUnavailable)
+            }
+            if let error = prepare(operation, slot: slot, into: &entry.pointee) {
+                // The entry is already taken from the ring; it goes to the kernel as a no-op
+                // of the backend's own (user_data 0), whose completion reaping skips.
+                io_uring_prep_nop(entry)
+                entry.pointee.user_data = 0
+                submitPending()
                 releaseSlot(slot, &state)
                 return .success(.completed(.failure(error)))
             }
             let handle = Self.handle(slot: slot, generation: slots[Int(slot)].generation)
-            entry.user_data = handle.rawValue
-            guard enqueue(entry) else {
-                releaseSlot(slot, &state)
-                return .failure(.resourceTemporarilyUnavailable)
-            }
+            entry.pointee.user_data = handle.rawValue
             slots[Int(slot)].inFlight = true
             state.inFlight += 1
             submitPending()
-            if let result = reap(&state, looking: handle.rawValue) {
+            if let result = takeOwnCompletion(handle.rawValue, &state) ?? reap(&state, looking: handle.rawValue) {
                 return .success(.completed(Result(kernelReturn: result)))
             }
+            // Only a reap under this lock can see its completion, so the credit is in place
+            // before the completion can reach the queue (and poll give it back).
+            completions.take()
             return .success(.inProgress(handle))
         }
-        switch outcome {
-        case let .success(outcome):
-            if case .completed = outcome { completions.release() }
-            return outcome
-        case let .failure(error):
-            completions.release()
-            throw error
-        }
+        return try outcome.get()
     }
 
-    /// Copies `entry` into the submission ring. When the ring is full (entries the kernel
-    /// pushed back are still waiting), tries once to hand them over first.
+    /// The fast path of an inline completion: when the ring holds exactly one completion
+    /// and it is `own`'s, consume it and return its result. Otherwise leave the ring as it is.
+    @inline(__always)
+    private func takeOwnCompletion(_ own: UInt64, _ state: inout RingState) -> Int? {
+        guard io_uring_cq_ready(ring) == 1 else { return nil }
+        let entry = ring.pointee.cq.cqes + Int(ring.pointee.cq.khead.pointee & ring.pointee.cq.ring_mask)
+        guard entry.pointee.user_data == own else { return nil }
+        let result = finish(own, kernelReturn: Int(entry.pointee.res), &state)
+        io_uring_cq_advance(ring, 1)
+        return result
+    }
+
+    /// A free submission entry, zeroed. When the ring is full (entries the kernel pushed back
+    /// are still waiting), tries once to hand them over first.
+    private func nextEntry() -> UnsafeMutablePointer<io_uring_sqe>? {
+        if let sqe = io_uring_get_sqe(ring) { return sqe }
+        submitPending()
+        return io_uring_get_sqe(ring)
+    }
+
+    /// Copies `entry` into the submission ring (see `nextEntry`).
     private func enqueue(_ entry: io_uring_sqe) -> Bool {
-        var sqe = io_uring_get_sqe(ring)
-        if sqe == nil {
-            submitPending()
-            sqe = io_uring_get_sqe(ring)
-        }
-        guard let sqe else { return false }
+        guard let sqe = nextEntry() else { return false }
         sqe.pointee = entry
         return true
     }
@@ -232,50 +260,64 @@ public final class UringBackend: Backend, @unchecked Sendable {
     @discardableResult
     private func reap(_ state: inout RingState, looking own: UInt64 = 0) -> Int? {
         var found: Int? = nil
-        var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
-        while io_uring_peek_cqe(ring, &cqe) == 0, let entry = cqe {
-            let data = entry.pointee.user_data
-            let value = Int(entry.pointee.res)
-            io_uring_cqe_seen(ring, entry)
-            state.eventMayBeStale = true
-            // user_data 0 marks requests of the backend's own (cancellations).
-            guard data != 0 else { continue }
-            let result = finish(data, kernelReturn: value, &state)
-            if data == own {
-                found = result
-            } else {
-                completions.push(Completion(handle: Handle(rawValue: data), kernelReturn: result))
+        while true {
+            var ready = io_uring_cq_ready(ring)
+            if ready == 0 {
+                // Completions the kernel kept in its overflow list, or task work it holds
+                // for this thread, reach the ring only when the kernel is entered.
+                let flags = ring.pointee.sq.kflags.pointee
+                guard flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN) != 0 else { break }
+                _ = io_uring_get_events(ring)
+                ready = io_uring_cq_ready(ring)
+                if ready == 0 { break }
             }
+            let head = ring.pointee.cq.khead.pointee
+            let mask = ring.pointee.cq.ring_mask
+            for i in 0..<ready {
+                let entry = ring.pointee.cq.cqes + Int((head &+ i) & mask)
+                let data = entry.pointee.user_data
+                // user_data 0 marks requests of the backend's own (cancellations).
+                guard data != 0 else { continue }
+                let result = finish(data, kernelReturn: Int(entry.pointee.res), &state)
+                if data == own {
+                    found = result
+                } else {
+                    completions.push(Completion(handle: Handle(rawValue: data), kernelReturn: result))
+                }
+            }
+            // Only now may the kernel reuse the entries.
+            io_uring_cq_advance(ring, ready)
         }
         return found
     }
 
     /// Applies the operation's fix-up to the kernel's answer and frees its slot.
+    @inline(__always)
     private func finish(_ data: UInt64, kernelReturn value: Int, _ state: inout RingState) -> Int {
         let slot = Int32(truncatingIfNeeded: data & 0xffff_ffff) - 1
-        let record = slots[Int(slot)]
+        let record = slots + Int(slot)
         var result = value
-        switch record.fixup {
+        switch record.pointee.fixup {
         case .none:
             break
         case .stat:
             if value >= 0 {
-                laio_shim_statx_to_stat(statx(slot), record.target!.assumingMemoryBound(to: stat.self))
+                laio_shim_statx_to_stat(statx(slot), record.pointee.target!.assumingMemoryBound(to: stat.self))
             }
         case .timeout:
             // A timeout that expires reports ETIME; nanosleep reports 0.
             if value == -Int(ETIME) { result = 0 }
         case .addressLength:
             if value >= 0 {
-                record.target!.assumingMemoryBound(to: socklen_t.self).pointee = slots[Int(slot)].message.msg_namelen
+                record.pointee.target!.assumingMemoryBound(to: socklen_t.self).pointee = record.pointee.message.msg_namelen
             }
         case .spliceOffsets:
             if value > 0 {
-                record.target?.assumingMemoryBound(to: Int64.self).pointee += Int64(value)
-                record.target2?.assumingMemoryBound(to: Int64.self).pointee += Int64(value)
+                record.pointee.target?.assumingMemoryBound(to: Int64.self).pointee += Int64(value)
+                record.pointee.target2?.assumingMemoryBound(to: Int64.self).pointee += Int64(value)
             }
         }
-        slots[Int(slot)].inFlight = false
+        record.pointee.inFlight = false
         state.inFlight -= 1
         releaseSlot(slot, &state)
         return result
@@ -286,15 +328,6 @@ public final class UringBackend: Backend, @unchecked Sendable {
             guard !state.tornDown else { return nil }
             submitPending()
             reap(&state)
-            if state.eventMayBeStale {
-                // Reset the ring's eventfd, then look again: a completion posted after the
-                // first look but signalled before the reset is caught by the second look,
-                // one posted after the reset signals anew. No wake-up is lost.
-                state.eventMayBeStale = false
-                _ = laio_shim_eventfd_reset(ringEventFD)
-                reap(&state)
-                state.eventMayBeStale = false
-            }
             // Entries the kernel pushed back are retried on the next poll round.
             return io_uring_sq_ready(ring) > 0 ? .milliseconds(1) : nil
         }
@@ -342,7 +375,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
                 submitPending()
                 reap(&state)
             }
-            io_uring_queue_exit(ring)
+            // The ring itself (and its descriptor, which a concurrent poll may be sleeping
+            // on) is released in deinit; nothing is in flight in it any more.
             state.tornDown = true
         }
     }
@@ -364,17 +398,23 @@ public final class UringBackend: Backend, @unchecked Sendable {
         Handle(rawValue: UInt64(generation & 0x7fff_ffff) << 32 | UInt64(slot + 1))
     }
 
+    @inline(__always)
     private func allocateSlot(_ state: inout RingState) -> Int32? {
-        if let slot = state.free.popLast() { return slot }
+        if state.freeCount > 0 {
+            state.freeCount -= 1
+            return freeSlots[state.freeCount]
+        }
         guard Int(state.fresh) < capacity else { return nil }
         defer { state.fresh += 1 }
         return state.fresh
     }
 
+    @inline(__always)
     private func releaseSlot(_ slot: Int32, _ state: inout RingState) {
         slots[Int(slot)].generation &+= 1
         slots[Int(slot)].fixup = .none
-        state.free.append(slot)
+        freeSlots[state.freeCount] = slot
+        state.freeCount += 1
     }
 
     private func statx(_ slot: Int32) -> UnsafeMutableRawPointer {
@@ -393,7 +433,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         // The slot's storage stays put until the slot is reaped, so pointers into it may
         // be handed to the kernel.
         let record = slots + Int(slot)
-        switch operation.canonical {
+        switch operation {
         case let .read(fd, buffer):
             guard have(IORING_OP_READ) else { return .noFunction }
             io_uring_prep_read(&entry, fd, buffer.baseAddress, length(buffer.count), UInt64.max)  // -1: file position
@@ -528,8 +568,13 @@ public final class UringBackend: Backend, @unchecked Sendable {
             // 64-bit) while it prepares the request, and answers EFAULT for a bad pointer.
             io_uring_prep_timeout(&entry, UnsafeMutablePointer(bitPattern: arguments.a0), 0, 0)
             record.pointee.fixup = .timeout
-        case .sendfile, .syscall:
-            // io_uring has no opcode for these.
+        case .syscall:
+            // A raw number LAIO knows runs as its typed operation; the rest has no opcode.
+            let typed = operation.canonical
+            if case .syscall = typed { return .noFunction }
+            return prepare(typed, slot: slot, into: &entry)
+        case .sendfile:
+            // io_uring has no opcode for it.
             return .noFunction
         }
         return nil

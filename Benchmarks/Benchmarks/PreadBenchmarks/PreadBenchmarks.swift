@@ -4,6 +4,7 @@
 import Glibc
 #endif
 import Benchmark
+import CUringLoop
 import LAIO
 
 /// A warm 16 MiB file shared by the benchmarks.
@@ -28,6 +29,12 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    if laio_bench_ring_init() == 0 {
+        Benchmark("liburing C submit+peek 4 KiB cached") { benchmark in
+            blackHole(laio_bench_ring_pread_loop(cachedFile, buffer.baseAddress, benchmark.scaledIterations.count))
+        }
+    }
+
     for kind in BackendKind.allCases {
         guard let laio = try? Context(backend: kind) else { continue }  // listed as absent in the output
         Benchmark("LAIO \(kind) pread 4 KiB cached") { benchmark in
@@ -38,6 +45,7 @@ let benchmarks: @Sendable () -> Void = {
                 }
             }
         }
+        guard kind != .uring else { continue }  // io_uring has no getpid: ENOSYS would be timed
         Benchmark("LAIO \(kind) raw getpid") { benchmark in
             for _ in benchmark.scaledIterations {
                 blackHole(try laio.submit(.syscall(number: SyscallNumber.getpid)))

@@ -32,6 +32,9 @@ int laio_shim_eventfd(void);
 /// for nanosecond precision. Returns ppoll's result or -errno (EINTR included).
 int laio_shim_wait_readable(int fd, long long timeout_ns);
 
+/// Waits until `a` or `b` is readable or `timeout_ns` passes, like laio_shim_wait_readable.
+int laio_shim_wait_readable2(int a, int b, long long timeout_ns);
+
 /// The real-time signal that interrupts a worker blocked in a cancelled call.
 int laio_shim_cancel_signal(void);
 
@@ -50,10 +53,6 @@ void laio_shim_statx_to_stat(const void *statx_buffer, struct stat *out);
 /// An epoll instance (EPOLL_CLOEXEC) that is readable while `a` or `b` is readable.
 /// Returns the descriptor or -errno.
 int laio_shim_epoll_pair(int a, int b);
-
-/// Reads an eventfd's counter (non-blocking), leaving it at zero. Returns the value read,
-/// 0 if it was already zero.
-unsigned long long laio_shim_eventfd_reset(int fd);
 
 /// A static "" (the path of fstat run as statx with AT_EMPTY_PATH).
 const char *laio_shim_empty_path(void);
