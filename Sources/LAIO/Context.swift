@@ -63,7 +63,8 @@ public final class Context: Sendable {
                 backend = ring
             case .threads:
                 backend = try ThreadPoolBackend(settings: threads, completions: queue)
-                details = "thread pool: \(threads.workers) workers, lazy window \(threads.lazyWindow), capacity \(threads.capacity)"
+                details = "thread pool: \(threads.workers) workers, lazy window \(threads.lazyWindow.nanoseconds / 1000) µs, "
+                    + "capacity \(threads.capacity)"
             default:
                 backend = BlockingBackend()
                 details = "blocking: every call inline"

@@ -91,6 +91,7 @@ func compare(_ options: Options) throws {
 
     var rows: [[String]] = []
     var unavailable: [String] = []
+    var setups: [String] = []
     var rawCached: [Double] = [], rawCold: [Double] = [], rawPipe: [Double] = []
     progress("raw system calls")
     for _ in 0..<options.runs {
@@ -111,6 +112,7 @@ func compare(_ options: Options) throws {
             continue
         }
         progress("backend \(kind)")
+        setups.append("\(kind): \(laio.details)")
         var cached: [Double] = [], synchronous: [Double] = [], cold: [Double] = [], pipes: [Double] = []
         for _ in 0..<options.runs {
             let figures = try cachedReads(laio, fd: cachedFD, offsets: cachedOffsets)
@@ -129,6 +131,7 @@ func compare(_ options: Options) throws {
     }
     printTable(["backend", "cached pread ns/call", "vs raw", "sync %", "cold reads/s", "vs raw", "pipe RTT us"], rows)
     print("\n'vs raw' for cached reads is the median of per-run ratios to pread(2) measured right after each run.")
+    for line in setups { print("setup of \(line)") }
     for line in unavailable { print("not measured: \(line)") }
 }
 
