@@ -310,6 +310,84 @@ struct UringTests {
     }
 }
 
+extension UringTests {
+    @Test("inline completions leave the notification descriptor unreadable; ring completions make it readable")
+    func notificationDescriptor() throws {
+        let laio = try Context(backend: .uring)
+        let fd = laio.notificationDescriptor
+        func readable() -> Bool {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            return poll(&entry, 1, 0) == 1
+        }
+        let zero = open("/dev/zero", O_RDONLY)
+        defer { close(zero) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { buffer.deallocate() }
+        for _ in 0..<100 {
+            #expect(try laio.submit(.read(fd: zero, buffer: buffer)) == .completed(.success(64)))
+        }
+        #expect(!readable(), "inline completions were consumed by submit")
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        guard case let .inProgress(handle) = try laio.submit(.read(fd: fds[0], buffer: buffer)) else {
+            Issue.record("a read of an empty pipe completed synchronously")
+            return
+        }
+        #expect(!readable())
+        #expect(write(fds[1], "z", 1) == 1)
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&entry, 1, 5_000) == 1, "a completion in the ring makes it readable")
+        #expect(try laio.poll(maximum: 4, timeout: .zero) == [Completion(handle: handle, result: .success(1))])
+        #expect(!readable())
+    }
+
+    @Test("a poll asleep on the ring wakes when another thread's submit reaps its completion, 100 times")
+    func wakeUpThroughAnotherSubmitter() throws {
+        let laio = try Context(backend: .uring)
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let zero = open("/dev/zero", O_RDONLY)
+        defer { close(zero) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 8)
+        defer { buffer.deallocate() }
+        let address = Int(bitPattern: buffer.baseAddress)  // crosses into the thread as a plain value
+        let (reader, writer) = (fds[0], fds[1])
+        for round in 0..<100 {
+            // A helper thread submits a read of the empty pipe, makes it completable, and
+            // submits a call of its own: the kernel posts the read's completion while that
+            // submit is in the kernel, and the submit reaps it into the completion queue.
+            // This thread is asleep in poll all along and must be woken by the queue.
+            let handle = Locked<Handle?>(nil)
+            var thread = pthread_t()
+            let body = Unmanaged.passRetained(ThreadBody {
+                let target = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: 1)
+                usleep(1_000)  // let the poll below go to sleep first
+                if case let .inProgress(h) = try? laio.submit(.read(fd: reader, buffer: target)) { handle.withLock { $0 = h } }
+                var byte = UInt8(truncatingIfNeeded: round)
+                _ = write(writer, &byte, 1)
+                let scratch = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address + 8), count: 8)
+                _ = try? laio.submit(.read(fd: zero, buffer: scratch))
+                usleep(20_000)  // stay alive until the read is surely reported
+            })
+            #expect(pthread_create(&thread, nil, { raw in
+                Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
+                return nil
+            }, body.toOpaque()) == 0)
+            // A lost wake-up shows as a poll that sleeps its whole timeout and only then finds
+            // the completion in the queue.
+            let start = ContinuousClock.now
+            let completions = try laio.poll(maximum: 4, timeout: .seconds(3))
+            #expect(ContinuousClock.now - start < .milliseconds(2_500), "round \(round): poll slept through the completion")
+            pthread_join(thread, nil)
+            let submitted = try #require(handle.withLock { $0 }, "round \(round): the read completed synchronously")
+            #expect(completions == [Completion(handle: submitted, result: .success(1))], "round \(round)")
+            if completions.isEmpty || ContinuousClock.now - start >= .milliseconds(2_500) { return }
+        }
+    }
+}
+
 final class ThreadBody: Sendable {
     let run: @Sendable () -> Void
     init(_ run: @escaping @Sendable () -> Void) { self.run = run }
