@@ -388,6 +388,18 @@ extension UringTests {
     }
 }
 
+@Test("a failed io_uring setup names its cause")
+func setupFailureMessages() {
+    let noKernel = ContextError.setupFailed(.uring, .noFunction).description
+    #expect(noKernel.contains("ENOSYS") && noKernel.contains("no io_uring"))
+    let blocked = ContextError.setupFailed(.uring, .notPermitted).description
+    #expect(blocked.contains("EPERM") && (blocked.contains("seccomp") || blocked.contains("io_uring_disabled")))
+    let memlock = ContextError.setupFailed(.uring, .noMemory).description
+    #expect(memlock.contains("ENOMEM") && memlock.contains("RLIMIT_MEMLOCK"))
+    // Other backends' errors carry no io_uring hint.
+    #expect(!ContextError.setupFailed(.threads, .noMemory).description.contains("RLIMIT_MEMLOCK"))
+}
+
 final class ThreadBody: Sendable {
     let run: @Sendable () -> Void
     init(_ run: @escaping @Sendable () -> Void) { self.run = run }
