@@ -307,6 +307,24 @@ struct UringTests {
         #expect(results[submitted] == .failure(.canceled))
         var byte: UInt8 = 0
         #expect(read(fds[0], &byte, 1) == 1 && byte == UInt8(ascii: "x"))
+
+        // Closing with such a request in flight cancels it too, and returns.
+        let orphan = Locked<Handle?>(nil)
+        var second = pthread_t()
+        let body = Unmanaged.passRetained(ThreadBody {
+            let buffer = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: 8)
+            if case let .inProgress(h) = try? laio.submit(.read(fd: reader, buffer: buffer)) { orphan.withLock { $0 = h } }
+        })
+        #expect(pthread_create(&second, nil, { raw in
+            Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
+            return nil
+        }, body.toOpaque()) == 0)
+        pthread_join(second, nil)
+        let left = try #require(orphan.withLock { $0 })
+        let start = ContinuousClock.now
+        laio.close()
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(try laio.poll(maximum: 4, timeout: .zero) == [Completion(handle: left, result: .failure(.canceled))])
     }
 }
 
