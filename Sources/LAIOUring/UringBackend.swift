@@ -41,6 +41,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
     public let capacity: Int
 
     private let completions: CompletionQueue
+    /// Allocated in init, released (io_uring_queue_exit, then freed) only in deinit, after
+    /// shutdown has reaped every request, so no thread can still use it.
     private let ring: UnsafeMutablePointer<io_uring>
     private let slots: UnsafeMutablePointer<UringSlot>
     /// `struct statx` storage, 256 bytes per slot, for stat calls run as STATX.
@@ -122,8 +124,11 @@ public final class UringBackend: Backend, @unchecked Sendable {
         self.supported = supported
 
         self.ringFD = ring.pointee.ring_fd
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: UringSlot(), count: capacity)
+        // calloc: UringSlot is a trivial type whose all-zero bit pattern is its initial value
+        // (generation 0, not in flight, no fix-up, null pointers), so zeroed memory is a valid
+        // array of them, and its pages cost memory only once slots are used.
+        precondition(_isPOD(UringSlot.self))
+        slots = calloc(capacity, MemoryLayout<UringSlot>.stride)!.bindMemory(to: UringSlot.self, capacity: capacity)
         // calloc: pages of statx storage cost memory only once a stat call uses them.
         statxArea = calloc(capacity, Self.statxSize)!
         freeSlots = .allocate(capacity: capacity)
@@ -134,8 +139,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         shutdown()
         // Safe: shutdown returned only after every request's completion was reaped, so the
         // kernel holds no pointer into the slots or the statx area any more.
-        slots.deinitialize(count: capacity)
-        slots.deallocate()
+        free(slots)  // trivial type: nothing to deinitialize
         freeSlots.deallocate()
         free(statxArea)
         io_uring_queue_exit(ring)
@@ -596,7 +600,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
     private static var emptyPath: UnsafePointer<CChar> { laio_shim_empty_path() }
 }
 
-/// What one in-flight operation needs beyond its submission entry.
+/// What one in-flight operation needs beyond its submission entry. All zero bits is the
+/// initial value of every field (the backend allocates slots zeroed).
 struct UringSlot {
     enum Fixup: UInt8 {
         case none, stat, timeout, addressLength, spliceOffsets
