@@ -81,7 +81,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
     public init(settings: UringSettings, completions: CompletionQueue) throws(Errno) {
         guard settings.entries > 0, settings.entries <= 32_768, settings.completionEntries >= 0,
               settings.completionEntries <= 65_536, settings.capacity > 0, settings.capacity < Int(Int32.max),
-              !settings.flagLadder.isEmpty
+              !settings.flagLadder.isEmpty, settings.flagLadder.allSatisfy({ $0.isDisjoint(with: UringSetupFlags.refused) })
         else { throw .invalidArgument }
         self.completions = completions
 

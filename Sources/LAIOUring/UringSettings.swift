@@ -15,6 +15,8 @@ public struct UringSettings: Sendable, Equatable {
     public var capacity: Int
     /// Setup flag sets to try, best first; the first one the kernel accepts is used (see
     /// `UringBackend.setupFlags`). IORING_SETUP_CQSIZE and CLAMP are added to each.
+    /// `singleIssuer` and `deferTaskrun` are refused with `EINVAL`: a context is shared by
+    /// threads (see `UringSetupFlags.defaultLadder`).
     public var flagLadder: [UringSetupFlags]
 
     public init(entries: Int = 256, completionEntries: Int = 0, capacity: Int = 16_384,
@@ -51,6 +53,9 @@ public struct UringSetupFlags: OptionSet, Sendable, Hashable, CustomStringConver
         [.submitAll],
         [],
     ]
+
+    /// Flags a context cannot use, since any thread may submit and poll.
+    public static let refused: UringSetupFlags = [.singleIssuer, .deferTaskrun]
 
     private static let names: [(UringSetupFlags, String)] = [
         (.cqSize, "CQSIZE"), (.clamp, "CLAMP"), (.submitAll, "SUBMIT_ALL"), (.coopTaskrun, "COOP_TASKRUN"),

@@ -229,6 +229,10 @@ struct UringTests {
         #expect(throws: Errno.invalidArgument) {
             _ = try UringBackend(settings: UringSettings(flagLadder: [bogus]), completions: queue)
         }
+        // A context is shared by threads: single-issuer rings are refused, not half-supported.
+        #expect(throws: Errno.invalidArgument) {
+            _ = try UringBackend(settings: UringSettings(flagLadder: [[.singleIssuer, .deferTaskrun], []]), completions: queue)
+        }
         let context = try Context(backend: .uring)
         #expect(context.details.contains("flags"))
         print("uring: \(context.details)")
