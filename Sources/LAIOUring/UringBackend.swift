@@ -77,13 +77,27 @@ public final class UringBackend: Backend, @unchecked Sendable {
 
     /// Sets up the ring. Throws the errno of io_uring_setup when no flag set of the ladder
     /// is accepted (ENOSYS: no io_uring; EPERM: seccomp or kernel.io_uring_disabled;
-    /// ENOMEM: RLIMIT_MEMLOCK on kernels before 5.12), `EINVAL` for bad settings.
+    /// ENOMEM: RLIMIT_MEMLOCK on kernels before 5.12, or no memory for the slots),
+    /// `EINVAL` for bad settings.
     public init(settings: UringSettings, completions: CompletionQueue) throws(Errno) {
         guard settings.entries > 0, settings.entries <= 32_768, settings.completionEntries >= 0,
-              settings.completionEntries <= 65_536, settings.capacity > 0, settings.capacity < Int(Int32.max),
+              settings.completionEntries <= 65_536, settings.capacity > 0, settings.capacity <= UringSettings.maximumCapacity,
               !settings.flagLadder.isEmpty, settings.flagLadder.allSatisfy({ $0.isDisjoint(with: UringSetupFlags.refused) })
         else { throw .invalidArgument }
         self.completions = completions
+
+        // Slot memory first, for the capacity asked (a kernel without NODROP may lower it).
+        // calloc: UringSlot is a trivial type whose all-zero bit pattern is its initial value
+        // (generation 0, not in flight, no fix-up, null pointers), so zeroed memory is a valid
+        // array of them; its pages, and those of the statx buffers, cost memory only once used.
+        precondition(_isPOD(UringSlot.self))
+        let slotMemory = calloc(settings.capacity, MemoryLayout<UringSlot>.stride)
+        let statxMemory = calloc(settings.capacity, Self.statxSize)
+        let freeMemory = calloc(settings.capacity, MemoryLayout<Int32>.stride)
+        guard let slotMemory, let statxMemory, let freeMemory else {
+            free(slotMemory); free(statxMemory); free(freeMemory)
+            throw .noMemory
+        }
 
         let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
         ring.initialize(to: io_uring())
@@ -106,6 +120,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         }
         guard let taken else {
             ring.deallocate()
+            free(slotMemory); free(statxMemory); free(freeMemory)
             throw lastError
         }
         self.ring = ring
@@ -124,14 +139,9 @@ public final class UringBackend: Backend, @unchecked Sendable {
         self.supported = supported
 
         self.ringFD = ring.pointee.ring_fd
-        // calloc: UringSlot is a trivial type whose all-zero bit pattern is its initial value
-        // (generation 0, not in flight, no fix-up, null pointers), so zeroed memory is a valid
-        // array of them, and its pages cost memory only once slots are used.
-        precondition(_isPOD(UringSlot.self))
-        slots = calloc(capacity, MemoryLayout<UringSlot>.stride)!.bindMemory(to: UringSlot.self, capacity: capacity)
-        // calloc: pages of statx storage cost memory only once a stat call uses them.
-        statxArea = calloc(capacity, Self.statxSize)!
-        freeSlots = .allocate(capacity: capacity)
+        slots = slotMemory.bindMemory(to: UringSlot.self, capacity: settings.capacity)
+        statxArea = statxMemory
+        freeSlots = freeMemory.bindMemory(to: Int32.self, capacity: settings.capacity)
         state = Locked(RingState())
     }
 
@@ -140,7 +150,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         // Safe: shutdown returned only after every request's completion was reaped, so the
         // kernel holds no pointer into the slots or the statx area any more.
         free(slots)  // trivial type: nothing to deinitialize
-        freeSlots.deallocate()
+        free(freeSlots)
         free(statxArea)
         io_uring_queue_exit(ring)
         ring.deallocate()

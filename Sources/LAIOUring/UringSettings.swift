@@ -11,8 +11,11 @@ public struct UringSettings: Sendable, Equatable {
     /// The most operations that may be outstanding (in the kernel, or finished and not yet
     /// returned by poll); past it `submit` throws `EAGAIN`. On a kernel without
     /// IORING_FEAT_NODROP it is lowered to the completion-queue size, so that the
-    /// completion ring can never overflow.
+    /// completion ring can never overflow. At most `maximumCapacity`.
     public var capacity: Int
+    /// The largest `capacity` accepted (about 400 MB of address space for the slots, used
+    /// only as far as operations really are outstanding).
+    public static let maximumCapacity = 1 << 20
     /// Setup flag sets to try, best first; the first one the kernel accepts is used (see
     /// `UringBackend.setupFlags`). IORING_SETUP_CQSIZE and CLAMP are added to each.
     /// `singleIssuer` and `deferTaskrun` are refused with `EINVAL`: a context is shared by

@@ -159,6 +159,19 @@ struct UringTests {
             #expect(try complete(.fstat(fd: fd, buffer: got), in: laio) == .success(0))
             same(reference, "fstat \(target)")
         }
+        // Descriptors without a path: a pipe and a socket.
+        var pipeFDs: [Int32] = [0, 0]
+        #expect(pipe(&pipeFDs) == 0)
+        defer { close(pipeFDs[0]); close(pipeFDs[1]) }
+        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socketFD) }
+        for fd in [pipeFDs[0], socketFD] {
+            var reference = stat()
+            #expect(fstat(fd, &reference) == 0)
+            memset(got, 0xa5, MemoryLayout<stat>.size)
+            #expect(try complete(.fstat(fd: fd, buffer: got), in: laio) == .success(0))
+            same(reference, "fstat of descriptor \(fd)")
+        }
         // The raw numbers take the same path.
         var reference = stat()
         #expect(stat(path, &reference) == 0)
@@ -228,6 +241,12 @@ struct UringTests {
         ring.shutdown()
         #expect(throws: Errno.invalidArgument) {
             _ = try UringBackend(settings: UringSettings(flagLadder: [bogus]), completions: queue)
+        }
+        #expect(throws: Errno.invalidArgument) {
+            _ = try UringBackend(settings: UringSettings(capacity: UringSettings.maximumCapacity + 1), completions: queue)
+        }
+        #expect(throws: Errno.invalidArgument) {
+            _ = try UringBackend(settings: UringSettings(entries: 0), completions: queue)
         }
         // A context is shared by threads: single-issuer rings are refused, not half-supported.
         #expect(throws: Errno.invalidArgument) {
