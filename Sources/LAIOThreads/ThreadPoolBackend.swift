@@ -23,6 +23,11 @@ public struct ThreadPoolSettings: Sendable, Equatable {
     /// hand-off costs a cache-line transfer instead of a futex wake-up and a scheduler trip.
     public var idleSpin: Duration
 
+    /// The most workers and the largest capacity accepted; beyond them creation fails
+    /// with `EINVAL` instead of exhausting threads or memory.
+    public static let maximumWorkers = 1024
+    public static let maximumCapacity = 1 << 20
+
     /// Defaults measured on a 2-core machine (see README, "Choosing the defaults").
     public init(workers: Int = 16, lazyWindow: Duration = .microseconds(10), capacity: Int = 16_384,
                 idleSpin: Duration = .microseconds(20)) {
@@ -70,8 +75,9 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     /// Starts the pool's workers. Throws `EINVAL` for non-positive settings, or the errno of
     /// a failed thread start or signal-handler installation.
     public init(settings: ThreadPoolSettings, completions: CompletionQueue) throws(Errno) {
-        guard settings.workers > 0, settings.capacity > 0, settings.lazyWindow >= .zero, settings.idleSpin >= .zero,
-              settings.capacity <= Int(Int32.max) - 1
+        guard settings.workers > 0, settings.workers <= ThreadPoolSettings.maximumWorkers, settings.capacity > 0,
+              settings.lazyWindow >= .zero, settings.idleSpin >= .zero,
+              settings.capacity <= ThreadPoolSettings.maximumCapacity
         else { throw .invalidArgument }
         let installed = laio_shim_install_cancel_handler()
         guard installed == 0 else { throw Errno(rawValue: -installed) }

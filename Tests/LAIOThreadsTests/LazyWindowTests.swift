@@ -141,7 +141,9 @@ struct ThreadPoolTests {
     @Test("settings that cannot work are refused")
     func badSettings() {
         for settings in [ThreadPoolSettings(workers: 0), ThreadPoolSettings(capacity: 0),
-                         ThreadPoolSettings(lazyWindow: .milliseconds(-1))] {
+                         ThreadPoolSettings(lazyWindow: .milliseconds(-1)),
+                         ThreadPoolSettings(workers: ThreadPoolSettings.maximumWorkers + 1),
+                         ThreadPoolSettings(capacity: ThreadPoolSettings.maximumCapacity + 1)] {
             #expect(throws: ContextError.setupFailed(.threads, .invalidArgument)) {
                 try Context(backend: .threads, threads: settings)
             }
