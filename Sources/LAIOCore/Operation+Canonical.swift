@@ -120,11 +120,7 @@ extension Operation {
             typed = path(a.a0).map { .unlinkat(dirfd: AT_FDCWD, path: $0, flags: 0) }
         case Int(LAIO_SYS_rmdir):
             typed = path(a.a0).map { .unlinkat(dirfd: AT_FDCWD, path: $0, flags: AT_REMOVEDIR) }
-        case Int(LAIO_SYS_renameat):
-            typed = path(a.a1).flatMap { old in
-                path(a.a3).map { .renameat(oldDirfd: fd(a.a0), oldPath: old, newDirfd: fd(a.a2), newPath: $0) }
-            }
-        case Int(LAIO_SYS_renameat2) where a.a4 == 0:
+        case Int(LAIO_SYS_renameat2) where a.a4 == 0, Int(LAIO_SYS_renameat):  // renameat2 only without flags
             typed = path(a.a1).flatMap { old in
                 path(a.a3).map { .renameat(oldDirfd: fd(a.a0), oldPath: old, newDirfd: fd(a.a2), newPath: $0) }
             }

@@ -185,11 +185,6 @@ public final class UringBackend: Backend, @unchecked Sendable {
         }
     }
 
-    /// Whether the kernel's io_uring has `opcode` (IORING_OP_*).
-    public func supports(opcode: UInt32) -> Bool {
-        Int(opcode) < supported.count && supported[Int(opcode)]
-    }
-
     // MARK: - Submission
 
     public func submit(_ operation: Operation) throws(Errno) -> Outcome {
@@ -241,18 +236,21 @@ public final class UringBackend: Backend, @unchecked Sendable {
         return result
     }
 
-    /// A free submission entry, zeroed. When the ring is full (entries the kernel pushed back
-    /// are still waiting), tries once to hand them over first.
+    /// A free submission entry (its old contents are left; every prep function sets all
+    /// fields). When the ring is full (entries the kernel pushed back are still waiting),
+    /// tries once to hand them over first.
     private func nextEntry() -> UnsafeMutablePointer<io_uring_sqe>? {
         if let sqe = io_uring_get_sqe(ring) { return sqe }
         submitPending()
         return io_uring_get_sqe(ring)
     }
 
-    /// Copies `entry` into the submission ring (see `nextEntry`).
-    private func enqueue(_ entry: io_uring_sqe) -> Bool {
-        guard let sqe = nextEntry() else { return false }
-        sqe.pointee = entry
+    /// Queues an IORING_OP_ASYNC_CANCEL for `handle`, as a request of the backend's own
+    /// (user_data 0). False when the submission ring has no room for it.
+    private func requestCancel(of handle: Handle) -> Bool {
+        guard let entry = nextEntry() else { return false }
+        io_uring_prep_cancel64(entry, handle.rawValue, 0)
+        entry.pointee.user_data = 0
         return true
     }
 
@@ -357,10 +355,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
             guard slot >= 0, slot < Int(state.fresh), slots[slot].inFlight,
                   Self.handle(slot: Int32(slot), generation: slots[slot].generation) == handle
             else { return false }
-            var entry = io_uring_sqe()
-            io_uring_prep_cancel64(&entry, handle.rawValue, 0)
-            entry.user_data = 0
-            guard enqueue(entry) else { return true }  // shutdown or a later cancel retries
+            guard requestCancel(of: handle) else { return true }  // shutdown or a later cancel retries
             submitPending()
             reap(&state)
             return true
@@ -397,10 +392,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
 
     private func cancelAll(_ state: RingState) {
         for slot in 0..<Int(state.fresh) where slots[slot].inFlight {
-            var entry = io_uring_sqe()
-            io_uring_prep_cancel64(&entry, Self.handle(slot: Int32(slot), generation: slots[slot].generation).rawValue, 0)
-            entry.user_data = 0
-            if !enqueue(entry) { break }
+            if !requestCancel(of: Self.handle(slot: Int32(slot), generation: slots[slot].generation)) { break }
         }
         submitPending()
     }

@@ -68,7 +68,6 @@ struct UringTests {
         defer { buffer.deallocate() }
         let blocks = content.count / 4096
         var synchronous = 0, wrong = 0
-        var pending = Set<Handle>()
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<10_000 {
             let block = Int.random(in: 0..<blocks, using: &generator)
@@ -77,12 +76,10 @@ struct UringTests {
                 synchronous += 1
                 if result != .success(4096) || !buffer.elementsEqual(content[block * 4096..<(block + 1) * 4096]) { wrong += 1 }
             case .inProgress(let handle):
-                pending.insert(handle)
                 let results = try collect([handle], in: laio)
                 if results[handle] != .success(4096) || !buffer.elementsEqual(content[block * 4096..<(block + 1) * 4096]) {
                     wrong += 1
                 }
-                pending.remove(handle)
             }
         }
         print("uring: \(synchronous) of 10000 cached preads synchronous")
@@ -309,19 +306,16 @@ struct UringTests {
         defer { buffer.deallocate() }
         let address = Int(bitPattern: buffer.baseAddress)  // crosses into the thread as a plain value
         let reader = fds[0]
-        let handle = Locked<Handle?>(nil)
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(ThreadBody {
-            let buffer = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: 8)
-            if case let .inProgress(h) = try? laio.submit(.read(fd: reader, buffer: buffer)) { handle.withLock { $0 = h } }
-        })
-        #expect(pthread_create(&thread, nil, { raw in
-            let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
-            body.run()
-            return nil
-        }, box.toOpaque()) == 0)
-        pthread_join(thread, nil)
-        let submitted = try #require(handle.withLock { $0 })
+        /// Submits a read of the empty pipe from a thread that then exits.
+        func readFromExitedThread() -> Handle? {
+            let handle = Locked<Handle?>(nil)
+            runOnThread {
+                let buffer = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: 8)
+                if case let .inProgress(h) = try? laio.submit(.read(fd: reader, buffer: buffer)) { handle.withLock { $0 = h } }
+            }.join()
+            return handle.withLock { $0 }
+        }
+        let submitted = try #require(readFromExitedThread())
         // The kernel keeps the request armed, but will not run its completion on a thread
         // that is gone: when the data comes it reports ECANCELED and consumes nothing.
         #expect(try laio.poll(maximum: 4, timeout: .milliseconds(50)).isEmpty)
@@ -332,18 +326,7 @@ struct UringTests {
         #expect(read(fds[0], &byte, 1) == 1 && byte == UInt8(ascii: "x"))
 
         // Closing with such a request in flight cancels it too, and returns.
-        let orphan = Locked<Handle?>(nil)
-        var second = pthread_t()
-        let body = Unmanaged.passRetained(ThreadBody {
-            let buffer = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: 8)
-            if case let .inProgress(h) = try? laio.submit(.read(fd: reader, buffer: buffer)) { orphan.withLock { $0 = h } }
-        })
-        #expect(pthread_create(&second, nil, { raw in
-            Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
-            return nil
-        }, body.toOpaque()) == 0)
-        pthread_join(second, nil)
-        let left = try #require(orphan.withLock { $0 })
+        let left = try #require(readFromExitedThread())
         let start = ContinuousClock.now
         laio.close()
         #expect(ContinuousClock.now - start < .seconds(5))
@@ -401,8 +384,7 @@ extension UringTests {
             // submit is in the kernel, and the submit reaps it into the completion queue.
             // This thread is asleep in poll all along and must be woken by the queue.
             let handle = Locked<Handle?>(nil)
-            var thread = pthread_t()
-            let body = Unmanaged.passRetained(ThreadBody {
+            let helper = runOnThread {
                 let target = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: 1)
                 usleep(1_000)  // let the poll below go to sleep first
                 if case let .inProgress(h) = try? laio.submit(.read(fd: reader, buffer: target)) { handle.withLock { $0 = h } }
@@ -411,17 +393,13 @@ extension UringTests {
                 let scratch = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address + 8), count: 8)
                 _ = try? laio.submit(.read(fd: zero, buffer: scratch))
                 usleep(20_000)  // stay alive until the read is surely reported
-            })
-            #expect(pthread_create(&thread, nil, { raw in
-                Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
-                return nil
-            }, body.toOpaque()) == 0)
+            }
             // A lost wake-up shows as a poll that sleeps its whole timeout and only then finds
             // the completion in the queue.
             let start = ContinuousClock.now
             let completions = try laio.poll(maximum: 4, timeout: .seconds(3))
             #expect(ContinuousClock.now - start < .milliseconds(2_500), "round \(round): poll slept through the completion")
-            pthread_join(thread, nil)
+            helper.join()
             let submitted = try #require(handle.withLock { $0 }, "round \(round): the read completed synchronously")
             #expect(completions == [Completion(handle: submitted, result: .success(1))], "round \(round)")
             if completions.isEmpty || ContinuousClock.now - start >= .milliseconds(2_500) { return }
@@ -441,7 +419,24 @@ func setupFailureMessages() {
     #expect(!ContextError.setupFailed(.threads, .noMemory).description.contains("RLIMIT_MEMLOCK"))
 }
 
-final class ThreadBody: Sendable {
-    let run: @Sendable () -> Void
-    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+/// A plain thread of its own (so that it can exit while its requests wait), joined by the caller.
+struct PlainThread {
+    let thread: pthread_t
+    func join() { pthread_join(thread, nil) }
+}
+
+func runOnThread(_ body: @escaping @Sendable () -> Void) -> PlainThread {
+    final class Body: Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+    var thread = pthread_t()
+    // Retained here, taken back once by the new thread.
+    let box = Unmanaged.passRetained(Body(body)).toOpaque()
+    let rc = pthread_create(&thread, nil, { raw in
+        Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue().run()
+        return nil
+    }, box)
+    precondition(rc == 0, "pthread_create failed")
+    return PlainThread(thread: thread)
 }
