@@ -121,3 +121,27 @@ int laio_shim_io_uring_disabled(void) {
 const char *laio_shim_empty_path(void) {
     return "";
 }
+
+long laio_shim_pread_nowait(int fd, void *buffer, size_t length, long long offset) {
+    struct iovec iov = {.iov_base = buffer, .iov_len = length};
+    // RWF_NOWAIT is 8 in the kernel ABI; spelled out for headers that predate it.
+    long r = syscall(SYS_preadv2, fd, &iov, 1, (long)offset, 0L, 8);
+    return r == -1 ? -(long)errno : r;
+}
+
+long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long long offset) {
+    long r = syscall(SYS_preadv2, fd, iov, count, (long)offset, 0L, 8);
+    return r == -1 ? -(long)errno : r;
+}
+
+long laio_shim_recv_nowait(int fd, void *buffer, size_t length, int flags) {
+    long r = syscall(SYS_recvfrom, fd, buffer, length, flags | MSG_DONTWAIT, NULL, NULL);
+    return r == -1 ? -(long)errno : r;
+}
+
+long laio_shim_openat_cached(int dirfd, const char *path, int flags) {
+    // struct open_how: flags, mode, resolve (RESOLVE_CACHED = 0x20).
+    struct { unsigned long long flags, mode, resolve; } how = {(unsigned long long)(unsigned)flags, 0, 0x20};
+    long r = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    return r == -1 ? -(long)errno : r;
+}

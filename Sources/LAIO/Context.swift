@@ -38,13 +38,17 @@ public final class Context: Sendable {
     /// `.setupFailed` with the errno of a failed setup (for `uring`: ENOSYS, no io_uring in
     /// this kernel; EPERM, blocked by seccomp or kernel.io_uring_disabled; ENOMEM,
     /// RLIMIT_MEMLOCK too low on kernels before 5.12).
+    ///
+    /// `auto` never fails for want of io_uring: when io_uring_setup answers ENOSYS, EPERM or
+    /// ENOMEM it runs everything on the thread pool and says so in `details` and `routes`.
+    /// Its capacity is the smaller of the pool's and the ring's.
     public init(backend kind: BackendKind? = nil, threads: ThreadPoolSettings = ThreadPoolSettings(),
-                uring: UringSettings = UringSettings()) throws(ContextError) {
+                uring: UringSettings = UringSettings(), auto: AutoSettings = AutoSettings()) throws(ContextError) {
         let kind = if let kind { kind } else { try BackendKind.fromEnvironment() }
         let capacity: Int
         switch kind {
         case .auto:
-            throw .backendUnavailable(kind, reason: "the auto strategy is not built into this version yet; use 'uring', 'threads' or 'blocking'")
+            capacity = min(threads.capacity, uring.capacity)
         case .uring:
             capacity = uring.capacity
         case .threads:
@@ -56,6 +60,13 @@ public final class Context: Sendable {
         do throws(Errno) {
             queue = try CompletionQueue(capacity: max(capacity, 1))
             switch kind {
+            case .auto:
+                let strategy = try AutoBackend(settings: auto, threads: threads, uring: uring, completions: queue)
+                details = "auto: " + (strategy.ring.map { "io_uring (flags \($0.setupFlags)) for what it runs, " } ?? "")
+                    + "thread pool (\(threads.workers) workers) for "
+                    + (strategy.uringUnavailable.map { "everything; io_uring not used: \($0)" } ?? "the rest")
+                    + (strategy.plan(for: .pread).inlineFirst ? "; cached reads tried inline first" : "")
+                backend = strategy
             case .uring:
                 let ring = try UringBackend(settings: uring, completions: queue)
                 details = "io_uring: flags \(ring.setupFlags), \(ring.submissionEntries) SQ / \(ring.completionEntries) CQ entries, "
@@ -77,6 +88,34 @@ public final class Context: Sendable {
     }
 
     deinit { backend.shutdown() }
+
+    /// Where operations of `kind` go on this context. On `auto` the route is decided at
+    /// creation (and may move to the thread pool once, if io_uring refuses a call of this
+    /// kind that the pool then runs); the other backends have one route for everything.
+    public func route(for kind: OperationKind) -> RoutePlan {
+        switch backend {
+        case let strategy as AutoBackend:
+            return strategy.plan(for: kind)
+        case let ring as UringBackend:
+            return RoutePlan(inlineFirst: false, destination: ring.runs(kind) ? .uring : .unsupported)
+        case is ThreadPoolBackend:
+            return RoutePlan(inlineFirst: false, destination: .threads)
+        default:
+            return RoutePlan(inlineFirst: false, destination: .blocking)
+        }
+    }
+
+    /// Every kind's route, one line each ("pread: inline-nowait, then uring").
+    public var routes: String {
+        OperationKind.allCases.map { "\($0): \(route(for: $0))" }.joined(separator: "\n")
+    }
+
+    /// How many calls each route finished so far, on `auto`; nil on the other backends,
+    /// which have one route and keep no counts.
+    public var statistics: RouteStatistics? { (backend as? AutoBackend)?.statistics }
+
+    /// On `auto`, whether io_uring is in use, and if not, why (nil on the other backends).
+    public var uringUnavailableReason: String? { (backend as? AutoBackend)?.uringUnavailable }
 
     /// Runs `operation` without blocking the caller for long.
     ///

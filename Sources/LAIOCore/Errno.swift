@@ -43,6 +43,8 @@ public struct Errno: RawRepresentable, Error, Hashable, Sendable, CustomStringCo
     public static let notPermitted = Errno(rawValue: EPERM)
     /// Out of memory. The C error is `ENOMEM`.
     public static let noMemory = Errno(rawValue: ENOMEM)
+    /// Operation not supported. The C error is `EOPNOTSUPP`.
+    public static let operationNotSupported = Errno(rawValue: EOPNOTSUPP)
 
     private static let names: [Int32: String] = [
         EPERM: "EPERM", ENOENT: "ENOENT", EINTR: "EINTR", EIO: "EIO", EBADF: "EBADF",

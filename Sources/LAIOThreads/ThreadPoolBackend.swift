@@ -60,6 +60,8 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     /// Running operations with a cancellation request; lets `service()` skip its lock.
     private let pendingCancels = Atomic<Int>(0)
     private let cancelSignal = laio_shim_cancel_signal()
+    /// Set in every handle this pool gives out (0, or bit 63 for a strategy's route tag).
+    private let handleTag: UInt64
 
     /// Free slots: pushed by anyone without the lock, popped only under the lock.
     private let freeSlots: FreeList
@@ -74,7 +76,10 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
 
     /// Starts the pool's workers. Throws `EINVAL` for non-positive settings, or the errno of
     /// a failed thread start or signal-handler installation.
-    public init(settings: ThreadPoolSettings, completions: CompletionQueue) throws(Errno) {
+    ///
+    /// Handles have bit 63 clear, except that `tagHandles` sets it in every one, so that a
+    /// strategy sharing one completion queue with another backend can tell whose they are.
+    public init(settings: ThreadPoolSettings, completions: CompletionQueue, tagHandles: Bool = false) throws(Errno) {
         guard settings.workers > 0, settings.workers <= ThreadPoolSettings.maximumWorkers, settings.capacity > 0,
               settings.lazyWindow >= .zero, settings.idleSpin >= .zero,
               settings.capacity <= ThreadPoolSettings.maximumCapacity
@@ -83,6 +88,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         guard installed == 0 else { throw Errno(rawValue: -installed) }
         self.settings = settings
         self.completions = completions
+        self.handleTag = tagHandles ? 1 << 63 : 0
         self.windowNanoseconds = settings.lazyWindow.nanoseconds
         self.idleSpinNanoseconds = settings.idleSpin.nanoseconds
         self.slots = (0..<settings.capacity).map { _ in Slot() }
@@ -155,7 +161,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             completions.release()
             return .completed(Result(kernelReturn: result))
         }
-        return .inProgress(slot.handle(index: index))
+        return .inProgress(handle(of: index))
     }
 
     private enum Dispatch { case closed, handed(Int32, Int32), queued(Int32) }
@@ -166,9 +172,8 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         let index = Int(handle.rawValue & 0xFFFF_FFFF) - 1
         guard slots.indices.contains(index) else { throw .noSuchFileOrDirectory }
         let slot = slots[index]
-        let generation = UInt32(truncatingIfNeeded: handle.rawValue >> 32)
         let action = state.withLock { state -> CancelAction in
-            guard slot.generation == generation,
+            guard self.handle(of: Int32(index)) == handle,
                   slot.phase.load(ordering: .acquiring) == Phase.detached
             else { return .notFound }
             switch slot.status {
@@ -229,7 +234,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             for (index, slot) in slots.enumerated() where slot.status == .queued {
                 if slot.phase.load(ordering: .acquiring) == Phase.detached {
                     slot.status = .cancelledInQueue
-                    cancelled.append(slot.handle(index: Int32(index)))
+                    cancelled.append(handle(of: Int32(index)))
                 }
             }
             for worker in state.idle { workers[Int(worker)].deliver(Mailbox.recheck) }
@@ -349,10 +354,16 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         }
         slot.result = result
         if slot.phase.exchange(Phase.done, ordering: .acquiringAndReleasing) == Phase.detached {
-            completions.push(Completion(handle: slot.handle(index: index), kernelReturn: result))
+            completions.push(Completion(handle: handle(of: index), kernelReturn: result))
             return true
         }
         return false
+    }
+
+    /// The handle of slot `index`'s current use: tag | (generation mod 2^31) << 32 | (index + 1).
+    /// Never zero, and unique while the slot is in use.
+    private func handle(of index: Int32) -> Handle {
+        Handle(rawValue: handleTag | UInt64(slots[Int(index)].generation & 0x7fff_ffff) << 32 | UInt64(index + 1))
     }
 
     /// Returns slot `index` to the free list. Called with the pool's lock held.
@@ -427,11 +438,6 @@ private final class Slot: @unchecked Sendable {
     var result = 0
 
     enum Status: Equatable { case free, queued, running(Int32), cancelledInQueue }
-
-    /// (generation << 32) | (index + 1): never zero, and unique while the slot is in use.
-    func handle(index: Int32) -> Handle {
-        Handle(rawValue: UInt64(generation) << 32 | UInt64(index + 1))
-    }
 }
 
 /// The values of a worker's mailbox other than a slot index.

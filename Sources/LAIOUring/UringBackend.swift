@@ -427,6 +427,37 @@ public final class UringBackend: Backend, @unchecked Sendable {
         statxArea + Int(slot) * Self.statxSize
     }
 
+    /// Whether this kernel's io_uring runs every operation of `kind` (the opcodes
+    /// `prepare` needs for it are supported). `.sendfile` and raw `.syscall` numbers never
+    /// are; a raw number with a typed form counts as that form (see `Operation.canonical`).
+    public func runs(_ kind: OperationKind) -> Bool {
+        func have(_ opcodes: io_uring_op...) -> Bool { opcodes.allSatisfy { supported[Int($0.rawValue)] } }
+        switch kind {
+        case .read, .pread: return have(IORING_OP_READ)
+        case .write, .pwrite: return have(IORING_OP_WRITE)
+        case .readv, .preadv: return have(IORING_OP_READV)
+        case .writev, .pwritev: return have(IORING_OP_WRITEV)
+        case .openat, .open: return have(IORING_OP_OPENAT)
+        case .close: return have(IORING_OP_CLOSE)
+        case .fstat, .stat, .newfstatat, .statx: return have(IORING_OP_STATX)
+        case .fsync, .fdatasync: return have(IORING_OP_FSYNC)
+        case .accept: return have(IORING_OP_ACCEPT)
+        case .connect: return have(IORING_OP_CONNECT)
+        case .recv: return have(IORING_OP_RECV)
+        case .recvfrom: return have(IORING_OP_RECV, IORING_OP_RECVMSG)
+        case .send: return have(IORING_OP_SEND)
+        case .sendto: return have(IORING_OP_SEND, IORING_OP_SENDMSG)
+        case .recvmsg: return have(IORING_OP_RECVMSG)
+        case .sendmsg: return have(IORING_OP_SENDMSG)
+        case .splice: return have(IORING_OP_SPLICE)
+        case .unlinkat: return have(IORING_OP_UNLINKAT)
+        case .renameat: return have(IORING_OP_RENAMEAT)
+        case .mkdirat: return have(IORING_OP_MKDIRAT)
+        case .nanosleep: return have(IORING_OP_TIMEOUT)
+        case .sendfile, .syscall: return false
+        }
+    }
+
     // MARK: - The opcode table
 
     /// Fills `entry` for `operation`, using `slot`'s storage for what must outlive the call.

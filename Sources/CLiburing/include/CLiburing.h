@@ -60,6 +60,21 @@ const char *laio_shim_empty_path(void);
 /// /proc/sys/kernel/io_uring_disabled (0, 1 or 2), or -1 where the kernel has no such setting.
 int laio_shim_io_uring_disabled(void);
 
+/// pread(2) that never waits: preadv2(fd, {buffer, length}, 1, offset, RWF_NOWAIT).
+/// Returns the byte count, or -errno (-EAGAIN when the data is not in memory, -EOPNOTSUPP
+/// when the file does not support RWF_NOWAIT).
+long laio_shim_pread_nowait(int fd, void *buffer, size_t length, long long offset);
+
+/// preadv(2) that never waits, like laio_shim_pread_nowait.
+long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long long offset);
+
+/// recvfrom(fd, buffer, length, flags | MSG_DONTWAIT, NULL, NULL). Returns the byte count or -errno.
+long laio_shim_recv_nowait(int fd, void *buffer, size_t length, int flags);
+
+/// openat2(dirfd, path, {flags, 0, RESOLVE_CACHED}): an open whose path lookup must be
+/// answered from the dentry cache. Returns the descriptor or -errno (-EAGAIN otherwise).
+long laio_shim_openat_cached(int dirfd, const char *path, int flags);
+
 // Flags of the *at and statx calls that the default feature macros hide (kernel ABI values).
 enum {
     LAIO_AT_NO_AUTOMOUNT = 0x800,

@@ -1,0 +1,335 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CLiburing
+import LAIOCore
+import LAIOThreads
+import LAIOUring
+import Synchronization
+
+/// Settings of the `auto` strategy.
+public struct AutoSettings: Sendable, Equatable {
+    /// Kinds first tried on the caller's thread with a form of the call that never waits
+    /// (pread, preadv: preadv2 with RWF_NOWAIT; recv: MSG_DONTWAIT). Only when that answers
+    /// "would block" does the call go on to its route (io_uring or the pool). Kinds outside
+    /// `AutoSettings.inlineCapable` are ignored.
+    public var inlineFirst: Set<OperationKind>
+    /// Whether to use io_uring at all; `false` runs everything on the thread pool, as on a
+    /// machine without io_uring (for comparisons).
+    public var useUring: Bool
+
+    /// The kinds that have a non-blocking form `auto` knows how to try inline.
+    public static let inlineCapable: Set<OperationKind> = [.pread, .preadv, .recv]
+
+    /// Defaults measured on a 2-core machine (see BENCHMARKS.md, "auto").
+    public init(inlineFirst: Set<OperationKind> = AutoSettings.inlineCapable, useUring: Bool = true) {
+        self.inlineFirst = inlineFirst
+        self.useUring = useUring
+    }
+}
+
+/// Where a context sends operations of one kind.
+public enum Route: String, Sendable, CaseIterable {
+    /// The caller's thread, with a non-blocking form of the call.
+    case inline = "inline-nowait"
+    /// io_uring.
+    case uring
+    /// The eager thread pool.
+    case threads
+    /// The caller's thread, blocking.
+    case blocking
+    /// Nowhere: the backend cannot run this kind and answers ENOSYS.
+    case unsupported
+}
+
+/// The route of one kind of operation: an optional inline attempt, then a destination.
+public struct RoutePlan: Sendable, Equatable, CustomStringConvertible {
+    /// Tried first on the caller's thread with a non-blocking form of the call.
+    public var inlineFirst: Bool
+    /// Where the call goes when it is not done inline.
+    public var destination: Route
+    /// Why the destination is not io_uring although the kernel has the opcode (io_uring
+    /// refused a call of this kind that the thread pool then ran), if that happened.
+    public var refusedByUring: Errno?
+
+    public init(inlineFirst: Bool, destination: Route, refusedByUring: Errno? = nil) {
+        self.inlineFirst = inlineFirst
+        self.destination = destination
+        self.refusedByUring = refusedByUring
+    }
+
+    public var description: String {
+        (inlineFirst ? "inline-nowait, then " : "") + destination.rawValue
+            + (refusedByUring.map { " (io_uring answered \($0))" } ?? "")
+    }
+}
+
+/// How many operations each route finished, as counted by `auto`.
+public struct RouteStatistics: Sendable, Equatable, CustomStringConvertible {
+    /// Calls completed inline by their non-blocking form.
+    public var inline = 0
+    /// Calls tried inline that would have blocked and went on to their route.
+    public var inlineMisses = 0
+    /// Calls io_uring completed during submit, and calls it took to the background.
+    public var uringSynchronous = 0
+    public var uringBackground = 0
+    /// Calls the thread pool completed within its lazy window, and calls it took to the background.
+    public var threadsSynchronous = 0
+    public var threadsBackground = 0
+    /// Calls io_uring refused (EINVAL, EOPNOTSUPP) that were run again on the thread pool.
+    public var rerunOnThreads = 0
+
+    public init() {}
+
+    public var description: String {
+        "inline \(inline) (misses \(inlineMisses)), uring \(uringSynchronous) sync / \(uringBackground) background, "
+            + "threads \(threadsSynchronous) sync / \(threadsBackground) background, rerun on threads \(rerunOnThreads)"
+    }
+}
+
+/// The `auto` strategy: io_uring for every kind of operation the running kernel supports,
+/// the thread pool for the rest (sendfile, raw system calls, opcodes the kernel lacks), and
+/// for everything when io_uring cannot be set up. Some kinds are first tried inline with a
+/// form that never waits.
+///
+/// Both backends push into the one completion queue of the context. Pool handles carry
+/// bit 63, ring handles never do, so one handle space covers both. Poll sleeps in ppoll on
+/// the ring's descriptor and the queue's eventfd, which every pool completion signals: one
+/// wait covers both sources.
+final class AutoBackend: Backend, @unchecked Sendable {
+    // @unchecked: `ring` and `pool` are thread-safe backends; the route masks are immutable;
+    // the rest (demotions, refusals, counters) are atomics.
+
+    let ring: UringBackend?
+    let pool: ThreadPoolBackend
+    /// Why io_uring is not used, when it is not.
+    let uringUnavailable: String?
+    /// Kinds whose destination is the ring, and kinds tried inline first (bit per kind).
+    private let ringKinds: UInt64
+    private let inlineKinds: UInt64
+    /// Kinds moved from the ring to the pool after io_uring refused a call the pool ran.
+    private let demoted = Atomic<UInt64>(0)
+    /// Of the demoted kinds, those io_uring refused with EOPNOTSUPP (the others: EINVAL).
+    private let demotedNotSupported = Atomic<UInt64>(0)
+    private let counters = Counters()
+
+    private static let poolTag: UInt64 = 1 << 63
+
+    /// Starts the pool and, unless io_uring is unavailable (ENOSYS, EPERM, ENOMEM at setup)
+    /// or switched off, the ring. Other setup errors are thrown.
+    init(settings: AutoSettings, threads: ThreadPoolSettings, uring: UringSettings,
+         completions: CompletionQueue) throws(Errno) {
+        var ring: UringBackend? = nil
+        var unavailable: String? = nil
+        if settings.useUring {
+            do throws(Errno) {
+                ring = try UringBackend(settings: uring, completions: completions)
+            } catch {
+                switch error {
+                case .noFunction, .notPermitted, .noMemory:
+                    unavailable = "io_uring_setup failed with \(error)"
+                        + (ContextError.uringCause(error).map { ": \($0)" } ?? "")
+                default:
+                    throw error
+                }
+            }
+        } else {
+            unavailable = "switched off (AutoSettings.useUring = false)"
+        }
+        self.pool = try ThreadPoolBackend(settings: threads, completions: completions, tagHandles: true)
+        self.ring = ring
+        self.uringUnavailable = unavailable
+        var ringKinds: UInt64 = 0
+        var inlineKinds: UInt64 = 0
+        for kind in OperationKind.allCases {
+            if let ring, ring.runs(kind) { ringKinds |= kind.bit }
+            if settings.inlineFirst.contains(kind) && AutoSettings.inlineCapable.contains(kind) { inlineKinds |= kind.bit }
+        }
+        self.ringKinds = ringKinds
+        self.inlineKinds = inlineKinds
+    }
+
+    deinit { shutdown() }
+
+    // MARK: Routing
+
+    func submit(_ operation: Operation) throws(Errno) -> Outcome {
+        var kind = operation.kind
+        var typed = operation
+        if kind == .syscall {
+            // A raw number with a typed form takes that form's route.
+            typed = operation.canonical
+            kind = typed.kind
+        }
+        let bit = kind.bit
+        if inlineKinds & bit != 0 {
+            if let result = runInline(typed) {
+                counters.inline.increment()
+                return .completed(result)
+            }
+            counters.inlineMisses.increment()
+        }
+        if ringKinds & bit != 0, demoted.load(ordering: .relaxed) & bit == 0, let ring {
+            let outcome = try ring.submit(typed)
+            switch outcome {
+            case .inProgress:
+                counters.uringBackground.increment()
+                return outcome
+            case let .completed(.failure(error)) where error == .operationNotSupported || error == .invalidArgument:
+                return try rerunOnPool(operation, kind: kind, refused: error)
+            case .completed:
+                counters.uringSynchronous.increment()
+                return outcome
+            }
+        }
+        return try submitToPool(operation)
+    }
+
+    /// Runs a call io_uring refused on the pool, once. When the pool's answer differs
+    /// (it ran the call, or failed otherwise), io_uring cannot do what the system call does
+    /// for this kind here, and the kind moves to the pool for good.
+    private func rerunOnPool(_ operation: Operation, kind: OperationKind, refused: Errno) throws(Errno) -> Outcome {
+        counters.rerunOnThreads.increment()
+        let outcome = try submitToPool(operation)
+        if outcome != .completed(.failure(refused)) {
+            if refused == .operationNotSupported { demotedNotSupported.bitwiseOr(kind.bit, ordering: .relaxed) }
+            demoted.bitwiseOr(kind.bit, ordering: .relaxed)
+        }
+        return outcome
+    }
+
+    @inline(__always)
+    private func submitToPool(_ operation: Operation) throws(Errno) -> Outcome {
+        let outcome = try pool.submit(operation)
+        if case .inProgress = outcome {
+            counters.threadsBackground.increment()
+        } else {
+            counters.threadsSynchronous.increment()
+        }
+        return outcome
+    }
+
+    /// Tries `operation` with its non-blocking form. Returns the result when that form
+    /// answered for good; nil when the call would block (or cannot be answered inline
+    /// exactly as the blocking call would answer it) and must go on to its route.
+    @inline(__always)
+    private func runInline(_ operation: Operation) -> Result<Int, Errno>? {
+        let answer: Int
+        let wanted: Int
+        switch operation {
+        case let .pread(fd, buffer, offset):
+            wanted = buffer.count
+            answer = laio_shim_pread_nowait(fd, buffer.baseAddress, buffer.count, offset)
+        case let .preadv(fd, iovecs, offset):
+            wanted = iovecs.reduce(0) { $0 &+ $1.iov_len }
+            answer = laio_shim_preadv_nowait(fd, iovecs.baseAddress, Int32(clamping: iovecs.count), offset)
+        case let .recv(fd, buffer, flags):
+            // recv(2) returns whatever is there, so any count is its answer, except with
+            // MSG_WAITALL, whose partial answer the blocking call would not give.
+            guard flags & Int32(MSG_WAITALL) == 0 else { return nil }
+            answer = laio_shim_recv_nowait(fd, buffer.baseAddress, buffer.count, flags)
+            return answer == -Int(EAGAIN) ? nil : Result(kernelReturn: answer)
+        default:
+            return nil
+        }
+        // A positional read is answered inline when it got everything or hit the end of
+        // the file; a partial read (part of the range in memory) is left to the route,
+        // which reads the whole range again, so callers never see a short read that the
+        // blocking call would not give. EAGAIN (not in memory), EOPNOTSUPP (no RWF_NOWAIT
+        // for this file) and EINVAL (which the route answers exactly) go on too.
+        if answer == wanted || answer == 0 { return .success(answer) }
+        if answer > 0 { return nil }
+        switch Int32(-answer) {
+        case EAGAIN, EOPNOTSUPP, EINVAL: return nil
+        default: return .failure(Errno(rawValue: Int32(-answer)))
+        }
+    }
+
+    // MARK: Introspection
+
+    /// The route of `kind` now.
+    func plan(for kind: OperationKind) -> RoutePlan {
+        let inline = inlineKinds & kind.bit != 0
+        if ringKinds & kind.bit != 0 {
+            if demoted.load(ordering: .relaxed) & kind.bit != 0 {
+                return RoutePlan(inlineFirst: inline, destination: .threads,
+                                 refusedByUring: demotedNotSupported.load(ordering: .relaxed) & kind.bit != 0
+                                    ? .operationNotSupported : .invalidArgument)
+            }
+            return RoutePlan(inlineFirst: inline, destination: .uring)
+        }
+        return RoutePlan(inlineFirst: inline, destination: .threads)
+    }
+
+    var statistics: RouteStatistics {
+        var s = RouteStatistics()
+        s.inline = counters.inline.value
+        s.inlineMisses = counters.inlineMisses.value
+        s.uringSynchronous = counters.uringSynchronous.value
+        s.uringBackground = counters.uringBackground.value
+        s.threadsSynchronous = counters.threadsSynchronous.value
+        s.threadsBackground = counters.threadsBackground.value
+        s.rerunOnThreads = counters.rerunOnThreads.value
+        return s
+    }
+
+    // MARK: Cancelling, waiting, closing
+
+    func cancel(_ handle: Handle) throws(Errno) {
+        if handle.rawValue & Self.poolTag != 0 {
+            try pool.cancel(handle)
+        } else if let ring {
+            try ring.cancel(handle)
+        } else {
+            throw .noSuchFileOrDirectory
+        }
+    }
+
+    func service() -> Duration? {
+        let fromPool = pool.service()
+        guard let fromRing = ring?.service() else { return fromPool }
+        return fromPool.map { min($0, fromRing) } ?? fromRing
+    }
+
+    func shutdown() {
+        ring?.shutdown()
+        pool.shutdown()
+    }
+
+    var notificationDescriptor: Int32? { ring?.notificationDescriptor }
+
+    func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) {
+        if let ring {
+            // The ring's wait covers the queue's eventfd, which pool completions signal.
+            ring.waitForCompletions(in: queue, nanoseconds: nanoseconds)
+        } else {
+            _ = laio_shim_wait_readable(queue.notificationDescriptor, nanoseconds.map { max($0, 0) } ?? -1)
+        }
+    }
+}
+
+/// The counters behind `RouteStatistics`, each on its own cache line so that threads
+/// counting different routes do not contend.
+private final class Counters: Sendable {
+    let inline = PaddedCounter()
+    let inlineMisses = PaddedCounter()
+    let uringSynchronous = PaddedCounter()
+    let uringBackground = PaddedCounter()
+    let threadsSynchronous = PaddedCounter()
+    let threadsBackground = PaddedCounter()
+    let rerunOnThreads = PaddedCounter()
+}
+
+/// A relaxed counter in an allocation of its own, padded to a cache line's size, so that
+/// two counters rarely share a line.
+private final class PaddedCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    private let padding = (0, 0, 0, 0, 0, 0)
+
+    @inline(__always)
+    func increment() { count.wrappingAdd(1, ordering: .relaxed) }
+
+    var value: Int { count.load(ordering: .relaxed) }
+}
