@@ -23,10 +23,18 @@ public struct AutoSettings: Sendable, Equatable {
     /// The kinds that have a non-blocking form `auto` knows how to try inline.
     public static let inlineCapable: Set<OperationKind> = [.pread, .preadv, .recv]
 
+    /// For tests: an answer io_uring is made to give for the calls it matches, to exercise
+    /// the re-run on the pool. Not part of the API; nil outside tests.
+    var ringRefusalForTesting: (@Sendable (Operation) -> Errno?)? = nil
+
     /// Defaults measured on a 2-core machine (see BENCHMARKS.md, "auto").
     public init(inlineFirst: Set<OperationKind> = AutoSettings.inlineCapable, useUring: Bool = true) {
         self.inlineFirst = inlineFirst
         self.useUring = useUring
+    }
+
+    public static func == (a: AutoSettings, b: AutoSettings) -> Bool {
+        a.inlineFirst == b.inlineFirst && a.useUring == b.useUring
     }
 }
 
@@ -114,6 +122,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
     /// Of the demoted kinds, those io_uring refused with EOPNOTSUPP (the others: EINVAL).
     private let demotedNotSupported = Atomic<UInt64>(0)
     private let counters = Counters()
+    private let ringRefusal: (@Sendable (Operation) -> Errno?)?
 
     private static let poolTag: UInt64 = 1 << 63
 
@@ -149,6 +158,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
         }
         self.ringKinds = ringKinds
         self.inlineKinds = inlineKinds
+        self.ringRefusal = settings.ringRefusalForTesting
     }
 
     deinit { shutdown() }
@@ -172,6 +182,9 @@ final class AutoBackend: Backend, @unchecked Sendable {
             counters.inlineMisses.increment()
         }
         if ringKinds & bit != 0, demoted.load(ordering: .relaxed) & bit == 0, let ring {
+            if let ringRefusal, let refusal = ringRefusal(typed) {
+                return try rerunOnPool(operation, kind: kind, refused: refusal)
+            }
             let outcome = try ring.submit(typed)
             switch outcome {
             case .inProgress:
@@ -187,9 +200,11 @@ final class AutoBackend: Backend, @unchecked Sendable {
         return try submitToPool(operation)
     }
 
-    /// Runs a call io_uring refused on the pool, once. When the pool's answer differs
-    /// (it ran the call, or failed otherwise), io_uring cannot do what the system call does
-    /// for this kind here, and the kind moves to the pool for good.
+    /// Runs a call io_uring refused on the pool, once. Unless the pool answers at once with
+    /// the same error (then the caller's arguments were at fault), io_uring cannot do here
+    /// what the system call does for this kind, and the kind moves to the pool for good. A
+    /// call still running on the pool counts as run: at worst a kind moves for nothing,
+    /// which costs speed, never a wrong answer.
     private func rerunOnPool(_ operation: Operation, kind: OperationKind, refused: Errno) throws(Errno) -> Outcome {
         counters.rerunOnThreads.increment()
         let outcome = try submitToPool(operation)
@@ -219,10 +234,12 @@ final class AutoBackend: Backend, @unchecked Sendable {
         let answer: Int
         let wanted: Int
         switch operation {
-        case let .pread(fd, buffer, offset):
+        // preadv2 reads at the file position for offset -1, where pread answers EINVAL:
+        // negative offsets go to the route, which answers as pread does.
+        case let .pread(fd, buffer, offset) where offset >= 0:
             wanted = buffer.count
             answer = laio_shim_pread_nowait(fd, buffer.baseAddress, buffer.count, offset)
-        case let .preadv(fd, iovecs, offset):
+        case let .preadv(fd, iovecs, offset) where offset >= 0:
             wanted = iovecs.reduce(0) { $0 &+ $1.iov_len }
             answer = laio_shim_preadv_nowait(fd, iovecs.baseAddress, Int32(clamping: iovecs.count), offset)
         case let .recv(fd, buffer, flags):

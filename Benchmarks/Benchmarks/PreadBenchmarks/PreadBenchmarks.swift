@@ -1,9 +1,12 @@
-// Cost per call of a cached 4 KiB pread through each LAIO backend, next to pread(2) and a
-// raw getpid through the generic syscall path, measured by the same harness in one run.
+// Cost per call of a cached 4 KiB pread through each LAIO backend (and auto with parts of
+// its strategy switched off), next to pread(2) and liburing in C; a socket recv through
+// auto next to recv(2); and a raw getpid through the generic syscall path. One harness,
+// one run.
 #if canImport(Glibc)
 import Glibc
 #endif
 import Benchmark
+import CLiburing
 import CUringLoop
 import LAIO
 
@@ -29,9 +32,59 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    Benchmark("preadv2(RWF_NOWAIT) 4 KiB cached") { benchmark in
+        for i in benchmark.scaledIterations {
+            blackHole(laio_shim_pread_nowait(cachedFile, buffer.baseAddress, 4096, Int64((i & 4095) * 4096)))
+        }
+    }
+
     if laio_bench_ring_init() == 0 {
         Benchmark("liburing C submit+peek 4 KiB cached") { benchmark in
             blackHole(laio_bench_ring_pread_loop(cachedFile, buffer.baseAddress, benchmark.scaledIterations.count))
+        }
+    }
+
+    // auto's inline-first path against its routes without it, on the same cached file.
+    let variants: [(String, AutoSettings)] = [
+        ("auto without inline-first", AutoSettings(inlineFirst: [])),
+        ("auto without io_uring", AutoSettings(useUring: false)),
+    ]
+    for (name, settings) in variants {
+        guard let laio = try? Context(backend: .auto, auto: settings) else { continue }
+        Benchmark("LAIO \(name) pread 4 KiB cached") { benchmark in
+            for i in benchmark.scaledIterations {
+                if case .inProgress = try laio.submit(.pread(fd: cachedFile, buffer: buffer, offset: Int64((i & 4095) * 4096))) {
+                    _ = try laio.poll(maximum: 1, timeout: nil)
+                }
+            }
+        }
+    }
+
+    // A 64-byte message written then received on a loopback socket pair: recv(2) against
+    // auto with and without MSG_DONTWAIT first, and uring.
+    var pair: [Int32] = [0, 0]
+    precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+    let (sender, receiver) = (pair[0], pair[1])
+    let message = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+    Benchmark("write + recv(2) 64 B") { benchmark in
+        for _ in benchmark.scaledIterations {
+            _ = write(sender, message.baseAddress, 64)
+            blackHole(recv(receiver, message.baseAddress, 64, 0))
+        }
+    }
+    let receivers: [(String, Context?)] = [
+        ("auto", try? Context(backend: .auto)),
+        ("auto without inline-first", try? Context(backend: .auto, auto: AutoSettings(inlineFirst: []))),
+        ("uring", try? Context(backend: .uring)),
+    ]
+    for case let (name, laio?) in receivers {
+        Benchmark("write + LAIO \(name) recv 64 B") { benchmark in
+            for _ in benchmark.scaledIterations {
+                _ = write(sender, message.baseAddress, 64)
+                if case .inProgress = try laio.submit(.recv(fd: receiver, buffer: message)) {
+                    _ = try laio.poll(maximum: 1, timeout: nil)
+                }
+            }
         }
     }
 

@@ -1,0 +1,262 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import LAIO
+import LAIOCore
+import Synchronization
+import Testing
+
+/// The errno io_uring is blocked with when the tests run under tools/no-io-uring
+/// (scripts/test sets LAIO_EXPECT_IO_URING_BLOCKED=eperm|enosys), nil otherwise.
+let expectedBlock: Errno? = {
+    guard let value = getenv("LAIO_EXPECT_IO_URING_BLOCKED").map({ String(cString: $0) }) else { return nil }
+    switch value {
+    case "eperm": return .notPermitted
+    case "enosys": return .noFunction
+    default: return nil
+    }
+}()
+
+private let uringAndPool = RoutePlan(inlineFirst: false, destination: .uring)
+
+@Suite("auto strategy")
+struct AutoStrategyTests {
+    @Test("each kind's route: io_uring where the kernel runs it, the pool for sendfile and raw calls, reads inline first",
+          .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+    func routes() throws {
+        let laio = try Context(backend: .auto)
+        #expect(laio.uringUnavailableReason == nil)
+        #expect(laio.route(for: .pread) == RoutePlan(inlineFirst: true, destination: .uring))
+        #expect(laio.route(for: .preadv) == RoutePlan(inlineFirst: true, destination: .uring))
+        #expect(laio.route(for: .recv) == RoutePlan(inlineFirst: true, destination: .uring))
+        for kind: OperationKind in [.read, .write, .pwrite, .openat, .close, .fstat, .accept, .send, .nanosleep] {
+            #expect(laio.route(for: kind) == uringAndPool, "\(kind)")
+        }
+        #expect(laio.route(for: .sendfile) == RoutePlan(inlineFirst: false, destination: .threads))
+        #expect(laio.route(for: .syscall) == RoutePlan(inlineFirst: false, destination: .threads))
+        #expect(laio.routes.contains("pread: inline-nowait, then uring"))
+        #expect(laio.details.contains("io_uring"))
+        // Without inline-first, reads go straight to the ring.
+        let plain = try Context(backend: .auto, auto: AutoSettings(inlineFirst: []))
+        #expect(plain.route(for: .pread) == uringAndPool)
+    }
+
+    @Test("every call is counted once, on the route it took, with the right result",
+          .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+    func statistics() throws {
+        let laio = try Context(backend: .auto)
+        let (path, content) = try makeFile("auto-stats", bytes: 6000, seed: 3)
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+
+        // Whole cached blocks: answered inline (a rare page-lock race may send one on).
+        for _ in 0..<100 { #expect(try complete(.pread(fd: fd, buffer: buffer, offset: 0), in: laio) == .success(4096)) }
+        #expect(Array(buffer) == Array(content[0..<4096]))
+        var stats = try #require(laio.statistics)
+        #expect(stats.inline + stats.inlineMisses == 100)
+        #expect(stats.inline >= 95)
+        // At the end of the file: a short read is never answered inline; the ring reads it whole.
+        let before = stats
+        #expect(try complete(.pread(fd: fd, buffer: buffer, offset: 4096), in: laio) == .success(6000 - 4096))
+        #expect(Array(buffer[0..<(6000 - 4096)]) == Array(content[4096...]))
+        stats = try #require(laio.statistics)
+        #expect(stats.inlineMisses == before.inlineMisses + 1)
+        #expect(stats.uringSynchronous + stats.uringBackground == before.uringSynchronous + before.uringBackground + 1)
+        // Past the end: 0 inline.
+        #expect(try complete(.pread(fd: fd, buffer: buffer, offset: 8192), in: laio) == .success(0))
+        #expect(laio.statistics?.inline == stats.inline + 1)
+
+        // A read of an empty pipe waits in the ring; a raw getpid runs on the pool.
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        stats = try #require(laio.statistics)
+        guard case let .inProgress(handle) = try laio.submit(.read(fd: fds[0], buffer: buffer)) else {
+            Issue.record("a read of an empty pipe completed at once")
+            return
+        }
+        #expect(handle.rawValue >> 63 == 0, "ring handles leave bit 63 clear")
+        #expect(laio.statistics?.uringBackground == stats.uringBackground + 1)
+        #expect(write(fds[1], "ping", 4) == 4)
+        #expect(try collect([handle], in: laio)[handle] == .success(4))
+        #expect(try complete(.syscall(number: SyscallNumber.getpid), in: laio) == .success(Int(getpid())))
+        let after = try #require(laio.statistics)
+        #expect(after.threadsSynchronous + after.threadsBackground == stats.threadsSynchronous + stats.threadsBackground + 1)
+        #expect(laio.outstandingCount == 0)
+    }
+
+    @Test("a pool completion wakes a poll asleep on the ring, and a ring completion wakes it, 2,000 times each",
+          .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+    func oneWaitCoversBoth() throws {
+        let laio = try Context(backend: .auto)
+        let rounds = 4_000
+        let received = Atomic<Int>(0)
+        let wrong = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        // One thread sleeps in poll; every completion must wake it. Its timeout (30 s) is far
+        // beyond the 5 s within which each completion must be seen, so only a wake-up counts.
+        let poller = runOnThread {
+            var batch: [Completion] = []
+            while received.load(ordering: .acquiring) < rounds && !stop.load(ordering: .acquiring) {
+                batch.removeAll(keepingCapacity: true)
+                guard (try? laio.poll(into: &batch, maximum: 8, timeout: .seconds(30))) != nil else { break }
+                wrong.add(batch.filter { $0.result != .success(0) }.count, ordering: .relaxed)
+                received.add(batch.count, ordering: .releasing)
+            }
+        }
+        var request = timespec(tv_sec: 0, tv_nsec: 200_000)
+        var lost = 0
+        var background = [0, 0]  // per route: pool, ring
+        withUnsafePointer(to: &request) { sleep in
+            for round in 0..<rounds {
+                // Even rounds: a raw nanosleep (the pool); odd rounds: a typed one (io_uring TIMEOUT).
+                let operation: Operation = round % 2 == 0
+                    ? .syscall(number: SyscallNumber.nanosleep, arguments: SyscallArguments(Int(bitPattern: sleep)))
+                    : .nanosleep(.microseconds(200))
+                switch try? laio.submit(operation) {
+                case let .inProgress(handle)?:
+                    #expect(handle.rawValue >> 63 == UInt64(round % 2 == 0 ? 1 : 0), "the handle names its route")
+                    background[round % 2] += 1
+                case .completed(.success(0))?:
+                    // The pool's lazy window outlasted the sleep (the submitter was descheduled
+                    // on a busy machine): a correct synchronous answer, with nothing to wake for.
+                    received.add(1, ordering: .relaxed)  // keep the poller's count in step
+                case let other:
+                    Issue.record("round \(round): unexpected answer \(String(describing: other))")
+                    received.add(1, ordering: .relaxed)
+                }
+                // The poller must see this completion; a lost wake-up leaves it asleep.
+                let deadline = ContinuousClock.now + .seconds(5)
+                while received.load(ordering: .acquiring) <= round && ContinuousClock.now < deadline {
+                    sched_yield()
+                }
+                if received.load(ordering: .acquiring) <= round {
+                    lost += 1
+                    break
+                }
+            }
+        }
+        if lost > 0 { Issue.record("a completion did not wake the poll within 5 s") }
+        stop.store(true, ordering: .releasing)
+        poller.join()
+        #expect(received.load(ordering: .relaxed) >= rounds)
+        #expect(wrong.load(ordering: .relaxed) == 0, "every sleep reports 0")
+        let stats = try #require(laio.statistics)
+        #expect(stats.threadsBackground == background[0])
+        #expect(stats.uringBackground == background[1])
+        #expect(background[1] == rounds / 2, "a 200 µs TIMEOUT always waits in the ring")
+        #expect(background[0] >= rounds / 2 * 9 / 10, "most pool sleeps outlast the 10 µs lazy window")
+    }
+
+    @Test("a call io_uring refuses is run again on the pool, once, and its kind moves there when the pool ran it",
+          .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+    func refusalMovesTheKind() throws {
+        var settings = AutoSettings()
+        // io_uring is made to refuse every fstat (EOPNOTSUPP) and every pread that reaches it (EINVAL).
+        settings.ringRefusalForTesting = { operation in
+            switch operation {
+            case .fstat: return .operationNotSupported
+            case .pread: return .invalidArgument
+            default: return nil
+            }
+        }
+        // A long lazy window: the pool answers these quick calls at once, so whether it gave
+        // the refused error back is known during submit.
+        let laio = try Context(backend: .auto, threads: ThreadPoolSettings(lazyWindow: .seconds(1)), auto: settings)
+        let (path, content) = try makeFile("auto-refusal", bytes: 6000, seed: 5)
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+
+        var expected = stat()
+        #expect(fstat(fd, &expected) == 0)
+        let got = UnsafeMutablePointer<stat>.allocate(capacity: 1)
+        defer { got.deallocate() }
+        #expect(try complete(.fstat(fd: fd, buffer: got), in: laio) == .success(0))
+        #expect(got.pointee.st_ino == expected.st_ino && got.pointee.st_size == 6000)
+        #expect(laio.statistics?.rerunOnThreads == 1)
+        #expect(laio.route(for: .fstat) == RoutePlan(inlineFirst: false, destination: .threads, refusedByUring: .operationNotSupported))
+        // From now on fstat goes straight to the pool: no second re-run.
+        #expect(try complete(.fstat(fd: fd, buffer: got), in: laio) == .success(0))
+        #expect(laio.statistics?.rerunOnThreads == 1)
+
+        // A pread with a negative offset: the pool answers EINVAL as well, so the refusal
+        // was the caller's error and pread stays on the ring.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        #expect(try complete(.pread(fd: fd, buffer: buffer, offset: -1), in: laio) == .failure(.invalidArgument))
+        #expect(laio.statistics?.rerunOnThreads == 2)
+        #expect(laio.route(for: .pread) == RoutePlan(inlineFirst: true, destination: .uring))
+        // A short read at the end of the file reaches the ring, is refused, and the pool
+        // reads it: now pread moves.
+        #expect(try complete(.pread(fd: fd, buffer: buffer, offset: 4096), in: laio) == .success(6000 - 4096))
+        #expect(Array(buffer[0..<(6000 - 4096)]) == Array(content[4096...]))
+        #expect(laio.route(for: .pread) == RoutePlan(inlineFirst: true, destination: .threads, refusedByUring: .invalidArgument))
+        #expect(laio.outstandingCount == 0)
+    }
+
+    @Test("with io_uring switched off, everything runs on the pool and cached reads never leave the caller")
+    func withoutUring() throws {
+        let laio = try Context(backend: .auto, auto: AutoSettings(useUring: false))
+        #expect(laio.uringUnavailableReason?.contains("switched off") == true)
+        for kind in OperationKind.allCases {
+            #expect(laio.route(for: kind).destination == .threads, "\(kind)")
+        }
+        try expectPoolOnlyAutoWorks(laio)
+    }
+
+    @Test("with io_uring blocked by seccomp: uring fails at creation naming the cause, auto runs everything on the pool",
+          .enabled(if: expectedBlock != nil, "runs under tools/no-io-uring (scripts/test does that)"))
+    func blockedBySeccomp() throws {
+        let block = try #require(expectedBlock)
+        #expect(throws: ContextError.setupFailed(.uring, block)) { try Context(backend: .uring) }
+        do {
+            _ = try Context(backend: .uring)
+        } catch {
+            let cause = block == .notPermitted ? "seccomp" : "no io_uring"
+            #expect("\(error)".contains(cause), "\(error)")
+        }
+        let laio = try Context(backend: .auto)
+        let reason = try #require(laio.uringUnavailableReason)
+        #expect(reason.contains("\(block)".prefix(6)), "\(reason)")
+        #expect(laio.details.contains("io_uring not used"))
+        for kind in OperationKind.allCases {
+            #expect(laio.route(for: kind).destination == .threads, "\(kind)")
+        }
+        try expectPoolOnlyAutoWorks(laio)
+        for kind: BackendKind in [.threads, .blocking] {
+            let other = try Context(backend: kind)
+            #expect(try complete(.syscall(number: SyscallNumber.getpid), in: other) == .success(Int(getpid())))
+        }
+    }
+}
+
+/// Checks an `auto` context that has no ring: cached reads inline, a blocked read on the
+/// pool (with a tagged handle), completions delivered once.
+private func expectPoolOnlyAutoWorks(_ laio: Context) throws {
+    let (path, content) = try makeFile("auto-pool", bytes: 8192, seed: 9)
+    defer { unlink(path) }
+    let fd = open(path, O_RDONLY)
+    defer { close(fd) }
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+    defer { buffer.deallocate() }
+    for _ in 0..<50 { #expect(try complete(.pread(fd: fd, buffer: buffer, offset: 4096), in: laio) == .success(4096)) }
+    #expect(Array(buffer) == Array(content[4096...]))
+    #expect((laio.statistics?.inline ?? 0) >= 45)
+
+    var fds: [Int32] = [0, 0]
+    #expect(pipe(&fds) == 0)
+    defer { close(fds[0]); close(fds[1]) }
+    guard case let .inProgress(handle) = try laio.submit(.read(fd: fds[0], buffer: buffer)) else {
+        Issue.record("a read of an empty pipe completed at once")
+        return
+    }
+    #expect(handle.rawValue >> 63 == 1, "pool handles carry bit 63")
+    #expect(write(fds[1], "pong", 4) == 4)
+    #expect(try collect([handle], in: laio)[handle] == .success(4))
+    #expect(laio.statistics?.threadsBackground == 1)
+    #expect(laio.outstandingCount == 0)
+}
