@@ -174,12 +174,14 @@ final class AutoBackend: Backend, @unchecked Sendable {
             kind = typed.kind
         }
         let bit = kind.bit
+        var wouldBlock = false
         if inlineKinds & bit != 0 {
             if let result = runInline(typed) {
                 counters.inline.increment()
                 return .completed(result)
             }
             counters.inlineMisses.increment()
+            wouldBlock = true
         }
         if ringKinds & bit != 0, demoted.load(ordering: .relaxed) & bit == 0, let ring {
             if let ringRefusal, let refusal = ringRefusal(typed) {
@@ -197,7 +199,8 @@ final class AutoBackend: Backend, @unchecked Sendable {
                 return outcome
             }
         }
-        return try submitToPool(operation)
+        // A call whose non-blocking form just said it would block skips the pool's lazy window.
+        return try submitToPool(operation, lazy: !wouldBlock)
     }
 
     /// Runs a call io_uring refused on the pool, once. Unless the pool answers at once with
@@ -216,8 +219,8 @@ final class AutoBackend: Backend, @unchecked Sendable {
     }
 
     @inline(__always)
-    private func submitToPool(_ operation: Operation) throws(Errno) -> Outcome {
-        let outcome = try pool.submit(operation)
+    private func submitToPool(_ operation: Operation, lazy: Bool = true) throws(Errno) -> Outcome {
+        let outcome = try pool.submit(operation, lazy: lazy)
         if case .inProgress = outcome {
             counters.threadsBackground.increment()
         } else {

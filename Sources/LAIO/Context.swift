@@ -42,9 +42,13 @@ public final class Context: Sendable {
     /// `auto` never fails for want of io_uring: when io_uring_setup answers ENOSYS, EPERM or
     /// ENOMEM it runs everything on the thread pool and says so in `details` and `routes`.
     /// Its capacity is the smaller of the pool's and the ring's.
-    public init(backend kind: BackendKind? = nil, threads: ThreadPoolSettings = ThreadPoolSettings(),
+    ///
+    /// `threads` nil means the defaults of the backend: `ThreadPoolSettings()` for `threads`,
+    /// `ThreadPoolSettings.forAuto` for auto's pool.
+    public init(backend kind: BackendKind? = nil, threads: ThreadPoolSettings? = nil,
                 uring: UringSettings = UringSettings(), auto: AutoSettings = AutoSettings()) throws(ContextError) {
         let kind = if let kind { kind } else { try BackendKind.fromEnvironment() }
+        let threads = threads ?? (kind == .auto ? ThreadPoolSettings.forAuto : ThreadPoolSettings())
         let capacity: Int
         switch kind {
         case .auto:

@@ -28,6 +28,12 @@ public struct ThreadPoolSettings: Sendable, Equatable {
     public static let maximumWorkers = 1024
     public static let maximumCapacity = 1 << 20
 
+    /// The pool of the `auto` strategy: as the defaults, but idle workers park at once.
+    /// Its calls are the ones known to block (their non-blocking form said so) or that have
+    /// no io_uring opcode, so a quick hand-off buys little, and spinning workers take CPU
+    /// from the ones doing I/O (measured in BENCHMARKS.md, "auto").
+    public static let forAuto = ThreadPoolSettings(idleSpin: .zero)
+
     /// Defaults measured on a 2-core machine (see README, "Choosing the defaults").
     public init(workers: Int = 16, lazyWindow: Duration = .microseconds(10), capacity: Int = 16_384,
                 idleSpin: Duration = .microseconds(20)) {
@@ -110,6 +116,13 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     // MARK: Submitting
 
     public func submit(_ operation: Operation) throws(Errno) -> Outcome {
+        try submit(operation, lazy: true)
+    }
+
+    /// Issues `operation`; with `lazy: false` the caller does not wait the lazy window (it
+    /// already knows the call will block, for example from an EAGAIN of its non-blocking
+    /// form) and gets `.inProgress` unless the worker has finished by the time it looks.
+    public func submit(_ operation: Operation, lazy: Bool) throws(Errno) -> Outcome {
         if operation.isUnsafeOffThread { return .completed(.failure(.noFunction)) }
         try completions.reserve()
         let dispatch = state.withLock { state -> Dispatch in
@@ -141,7 +154,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             index = slotIndex
         }
         let slot = slots[Int(index)]
-        if windowNanoseconds > 0 {
+        if lazy && windowNanoseconds > 0 {
             let deadline = monotonicNanoseconds() &+ windowNanoseconds
             var spins = 0
             while slot.phase.load(ordering: .acquiring) == Phase.waiting {

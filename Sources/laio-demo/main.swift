@@ -1,12 +1,13 @@
 // laio-demo: runs the same workloads on every backend and prints a comparison table.
 //
 //   laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N]
-//             [--dir DIR] [--tune]
+//             [--dir DIR] [--tune | --fio]
 //
 // Workloads: cached 4 KiB preads (against pread(2) in the same run), cold random 4 KiB
 // reads with 32 in flight (pages dropped with POSIX_FADV_DONTNEED before each run) and
 // pipe round trips through an echo thread. Each figure is the median of --runs runs.
-// --tune sweeps the thread pool's lazy window and worker count instead.
+// --tune sweeps the thread pool's lazy window and worker count instead; --fio compares
+// auto's cold random reads with fio's (see FioComparison.swift).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,6 +19,7 @@ struct Options {
     var runs = 5
     var directory = "/var/tmp"
     var tune = false
+    var fio = false
 
     init(_ arguments: [String]) throws {
         var rest = arguments[...]
@@ -36,8 +38,9 @@ struct Options {
                 guard let value = rest.popFirst() else { throw DemoError("--dir needs a directory") }
                 directory = value
             case "--tune": tune = true
+            case "--fio": fio = true
             case "-h", "--help":
-                print("usage: laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N] [--dir DIR] [--tune]")
+                print("usage: laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N] [--dir DIR] [--tune | --fio]")
                 exit(0)
             default: throw DemoError("unknown argument '\(argument)' (try --help)")
             }
@@ -92,6 +95,7 @@ func compare(_ options: Options) throws {
     var rows: [[String]] = []
     var unavailable: [String] = []
     var setups: [String] = []
+    var routes: [String] = []
     var rawCached: [Double] = [], rawCold: [Double] = [], rawPipe: [Double] = []
     progress("raw system calls")
     for _ in 0..<options.runs {
@@ -124,6 +128,10 @@ func compare(_ options: Options) throws {
             cold.append(try randomReads(laio, fd: coldFD, offsets: coldOffsets, depth: 32))
             pipes.append(try pipeRoundTrips(laio, count: roundTrips))
         }
+        if let statistics = laio.statistics {
+            routes.append("\(kind): pread: \(laio.route(for: .pread)); read: \(laio.route(for: .read)); sendfile: \(laio.route(for: .sendfile))")
+            routes.append("\(kind) counts over all runs: \(statistics)")
+        }
         let ratio = median(cached)
         rows.append([kind.rawValue, format(ratio * rawCachedMedian), format(ratio, 2), format(median(synchronous) * 100),
                      format(median(cold)), format(median(cold) / rawColdMedian, 2), format(median(pipes), 1)])
@@ -132,6 +140,7 @@ func compare(_ options: Options) throws {
     printTable(["backend", "cached pread ns/call", "vs raw", "sync %", "cold reads/s", "vs raw", "pipe RTT us"], rows)
     print("\n'vs raw' for cached reads is the median of per-run ratios to pread(2) measured right after each run.")
     for line in setups { print("setup of \(line)") }
+    for line in routes { print("routes of \(line)") }
     for line in unavailable { print("not measured: \(line)") }
 }
 
@@ -189,7 +198,7 @@ func tune(_ options: Options) throws {
 
 do {
     let options = try Options(Array(CommandLine.arguments.dropFirst()))
-    if options.tune { try tune(options) } else { try compare(options) }
+    if options.tune { try tune(options) } else if options.fio { try fioComparison(options) } else { try compare(options) }
 } catch {
     printError("laio-demo: \(error)")
     exit(1)
