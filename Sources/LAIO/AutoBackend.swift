@@ -128,7 +128,8 @@ final class AutoBackend: Backend, @unchecked Sendable {
 
     /// Starts the pool and, unless io_uring is unavailable (ENOSYS, EPERM, ENOMEM at setup)
     /// or switched off, the ring. Other setup errors are thrown.
-    init(settings: AutoSettings, threads: ThreadPoolSettings, uring: UringSettings,
+    /// `threads` nil: the defaults, or `ThreadPoolSettings.withoutUring` when there is no ring.
+    init(settings: AutoSettings, threads: ThreadPoolSettings?, uring: UringSettings,
          completions: CompletionQueue) throws(Errno) {
         var ring: UringBackend? = nil
         var unavailable: String? = nil
@@ -147,7 +148,8 @@ final class AutoBackend: Backend, @unchecked Sendable {
         } else {
             unavailable = "switched off (AutoSettings.useUring = false)"
         }
-        self.pool = try ThreadPoolBackend(settings: threads, completions: completions, tagHandles: true)
+        let poolSettings = threads ?? (ring == nil ? ThreadPoolSettings.withoutUring : ThreadPoolSettings())
+        self.pool = try ThreadPoolBackend(settings: poolSettings, completions: completions, tagHandles: true)
         self.ring = ring
         self.uringUnavailable = unavailable
         var ringKinds: UInt64 = 0

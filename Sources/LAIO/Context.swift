@@ -43,12 +43,13 @@ public final class Context: Sendable {
     /// ENOMEM it runs everything on the thread pool and says so in `details` and `routes`.
     /// Its capacity is the smaller of the pool's and the ring's.
     ///
-    /// `threads` nil means the defaults of the backend: `ThreadPoolSettings()` for `threads`,
-    /// `ThreadPoolSettings.forAuto` for auto's pool.
+    /// `threads` nil means the defaults: `ThreadPoolSettings()`, except that auto's pool on
+    /// a machine without io_uring is `ThreadPoolSettings.withoutUring`.
     public init(backend kind: BackendKind? = nil, threads: ThreadPoolSettings? = nil,
                 uring: UringSettings = UringSettings(), auto: AutoSettings = AutoSettings()) throws(ContextError) {
         let kind = if let kind { kind } else { try BackendKind.fromEnvironment() }
-        let threads = threads ?? (kind == .auto ? ThreadPoolSettings.forAuto : ThreadPoolSettings())
+        let chosenThreads = threads
+        let threads = threads ?? ThreadPoolSettings()
         let capacity: Int
         switch kind {
         case .auto:
@@ -65,9 +66,10 @@ public final class Context: Sendable {
             queue = try CompletionQueue(capacity: max(capacity, 1))
             switch kind {
             case .auto:
-                let strategy = try AutoBackend(settings: auto, threads: threads, uring: uring, completions: queue)
+                let strategy = try AutoBackend(settings: auto, threads: chosenThreads, uring: uring, completions: queue)
                 details = "auto: " + (strategy.ring.map { "io_uring (flags \($0.setupFlags)) for what it runs, " } ?? "")
-                    + "thread pool (\(threads.workers) workers) for "
+                    + "thread pool (\(strategy.pool.settings.workers) workers, idle spin "
+                    + "\(strategy.pool.settings.idleSpin.nanoseconds / 1000) µs) for "
                     + (strategy.uringUnavailable.map { "everything; io_uring not used: \($0)" } ?? "the rest")
                     + (strategy.plan(for: .pread).inlineFirst ? "; cached reads tried inline first" : "")
                 backend = strategy

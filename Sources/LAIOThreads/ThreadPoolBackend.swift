@@ -28,11 +28,11 @@ public struct ThreadPoolSettings: Sendable, Equatable {
     public static let maximumWorkers = 1024
     public static let maximumCapacity = 1 << 20
 
-    /// The pool of the `auto` strategy: as the defaults, but idle workers park at once.
-    /// Its calls are the ones known to block (their non-blocking form said so) or that have
-    /// no io_uring opcode, so a quick hand-off buys little, and spinning workers take CPU
-    /// from the ones doing I/O (measured in BENCHMARKS.md, "auto").
-    public static let forAuto = ThreadPoolSettings(idleSpin: .zero)
+    /// The pool of the `auto` strategy when io_uring cannot be used: as the defaults, but
+    /// idle workers park at once. It then carries every call that blocks (cached reads are
+    /// answered inline before it), so a quick hand-off buys little and spinning workers take
+    /// CPU from the ones doing I/O (measured in BENCHMARKS.md, "auto").
+    public static let withoutUring = ThreadPoolSettings(idleSpin: .zero)
 
     /// Defaults measured on a 2-core machine (see README, "Choosing the defaults").
     public init(workers: Int = 16, lazyWindow: Duration = .microseconds(10), capacity: Int = 16_384,
