@@ -238,6 +238,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
     private func runInline(_ operation: Operation) -> Result<Int, Errno>? {
         let answer: Int
         let wanted: Int
+        // The buffers belong to the operation, which the caller keeps alive until submit returns.
         switch operation {
         // preadv2 reads at the file position for offset -1, where pread answers EINVAL:
         // negative offsets go to the route, which answers as pread does.
