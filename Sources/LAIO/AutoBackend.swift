@@ -38,10 +38,9 @@ public struct AutoSettings: Sendable, Equatable {
     }
 }
 
-/// Where a context sends operations of one kind.
+/// Where a context sends operations of one kind (whether a non-blocking attempt on the
+/// caller's thread comes first is `RoutePlan.inlineFirst`).
 public enum Route: String, Sendable, CaseIterable {
-    /// The caller's thread, with a non-blocking form of the call.
-    case inline = "inline-nowait"
     /// io_uring.
     case uring
     /// The eager thread pool.

@@ -546,12 +546,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
             guard have(IORING_OP_RECVMSG) else { return .noFunction }
             guard let addressLength else { return .badAddress }
             // recvfrom as RECVMSG over one vector; the address length is written back on completion.
-            record.pointee.vector = iovec(iov_base: buffer.baseAddress, iov_len: Int(length(buffer.count)))
-            record.pointee.message = msghdr()
-            record.pointee.message.msg_name = UnsafeMutableRawPointer(address)
-            record.pointee.message.msg_namelen = addressLength.pointee
-            record.pointee.message.msg_iov = record.pointer(to: \.vector)
-            record.pointee.message.msg_iovlen = 1
+            Self.setOneVectorMessage(record, buffer.baseAddress, Int(length(buffer.count)),
+                                     name: UnsafeMutableRawPointer(address), nameLength: addressLength.pointee)
             record.pointee.target = UnsafeMutableRawPointer(addressLength)
             record.pointee.fixup = .addressLength
             io_uring_prep_recvmsg(&entry, fd, record.pointer(to: \.message), UInt32(bitPattern: flags))
@@ -562,13 +558,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
                 return nil
             }
             guard have(IORING_OP_SENDMSG) else { return .noFunction }
-            record.pointee.vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: buffer.baseAddress),
-                                          iov_len: Int(length(buffer.count)))
-            record.pointee.message = msghdr()
-            record.pointee.message.msg_name = UnsafeMutableRawPointer(mutating: address)
-            record.pointee.message.msg_namelen = addressLength
-            record.pointee.message.msg_iov = record.pointer(to: \.vector)
-            record.pointee.message.msg_iovlen = 1
+            Self.setOneVectorMessage(record, UnsafeMutableRawPointer(mutating: buffer.baseAddress), Int(length(buffer.count)),
+                                     name: UnsafeMutableRawPointer(mutating: address), nameLength: addressLength)
             io_uring_prep_sendmsg(&entry, fd, record.pointer(to: \.message), UInt32(bitPattern: flags))
         case let .recvmsg(fd, message, flags):
             guard have(IORING_OP_RECVMSG) else { return .noFunction }
@@ -615,6 +606,19 @@ public final class UringBackend: Backend, @unchecked Sendable {
             return .noFunction
         }
         return nil
+    }
+
+    /// Fills the slot's message header for recvfrom/sendto with an address: one vector over
+    /// the caller's buffer, the caller's address. The slot stays put until reaped, so the
+    /// kernel may keep pointers to its header and vector.
+    private static func setOneVectorMessage(_ record: UnsafeMutablePointer<UringSlot>, _ base: UnsafeMutableRawPointer?,
+                                            _ count: Int, name: UnsafeMutableRawPointer, nameLength: socklen_t) {
+        record.pointee.vector = iovec(iov_base: base, iov_len: count)
+        record.pointee.message = msghdr()
+        record.pointee.message.msg_name = name
+        record.pointee.message.msg_namelen = nameLength
+        record.pointee.message.msg_iov = record.pointer(to: \.vector)
+        record.pointee.message.msg_iovlen = 1
     }
 
     /// stat, fstat and newfstatat as STATX into the slot's buffer, converted on completion.

@@ -6,6 +6,58 @@ import Testing
 
 @Suite("Sockets")
 struct NetworkTests {
+    @Test("sendto and recvfrom with addresses over UDP: the sender's address and its length come back", arguments: allBackends)
+    func datagramsWithAddresses(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        /// A UDP socket bound to 127.0.0.1 on an ephemeral port: (fd, address).
+        func datagramSocket() throws -> (Int32, sockaddr_in) {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+                }
+            }
+            guard fd >= 0, bound else { throw TestFailure("UDP socket: \(Errno(rawValue: errno))") }
+            return (fd, address)
+        }
+        let (sender, senderAddress) = try datagramSocket()
+        let (receiver, receiverAddress) = try datagramSocket()
+        defer { close(sender); close(receiver) }
+
+        // Pointers that stay valid while a call may run in the background.
+        let destination = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: 1)
+        let source = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
+        let sourceLength = UnsafeMutablePointer<socklen_t>.allocate(capacity: 1)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { destination.deallocate(); source.deallocate(); sourceLength.deallocate(); buffer.deallocate() }
+        destination.initialize(to: receiverAddress)
+        source.initialize(to: sockaddr_storage())
+        sourceLength.pointee = socklen_t(MemoryLayout<sockaddr_storage>.size)
+
+        let message = Array("datagram".utf8)
+        try message.withUnsafeBytes { bytes throws in
+            let sent = try destination.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                try complete(.sendto(fd: sender, buffer: bytes, flags: 0, address: $0,
+                                     length: socklen_t(MemoryLayout<sockaddr_in>.size)), in: laio)
+            }
+            #expect(sent == .success(message.count))
+        }
+        let received = try source.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            try complete(.recvfrom(fd: receiver, buffer: buffer, flags: 0, address: $0, length: sourceLength), in: laio)
+        }
+        #expect(received == .success(message.count))
+        #expect(Array(buffer.prefix(message.count)) == message)
+        #expect(sourceLength.pointee == socklen_t(MemoryLayout<sockaddr_in>.size), "the address length is written back")
+        let from = UnsafeRawPointer(source).load(as: sockaddr_in.self)
+        #expect(from.sin_family == sa_family_t(AF_INET))
+        #expect(from.sin_port == senderAddress.sin_port)
+        #expect(from.sin_addr.s_addr == senderAddress.sin_addr.s_addr)
+    }
+
     @Test("connect, accept, send and recv over loopback", arguments: allBackends)
     func connectAcceptSendRecv(_ kind: BackendKind) throws {
         let laio = try makeContext(kind)
