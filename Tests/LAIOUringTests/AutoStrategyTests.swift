@@ -121,8 +121,8 @@ struct AutoStrategyTests {
                     #expect(handle.rawValue >> 63 == UInt64(round % 2 == 0 ? 1 : 0), "the handle names its route")
                     background[round % 2] += 1
                 case .completed(.success(0))?:
-                    // The pool's lazy window outlasted the sleep (the submitter was descheduled
-                    // on a busy machine): a correct synchronous answer, with nothing to wake for.
+                    // The submitter was descheduled for longer than the sleep (the pool's lazy
+                    // window, or the ring's submit-then-peek): a correct synchronous answer.
                     received.add(1, ordering: .relaxed)  // keep the poller's count in step
                 case let other:
                     Issue.record("round \(round): unexpected answer \(String(describing: other))")
@@ -147,7 +147,8 @@ struct AutoStrategyTests {
         let stats = try #require(laio.statistics)
         #expect(stats.threadsBackground == background[0])
         #expect(stats.uringBackground == background[1])
-        #expect(background[1] == rounds / 2, "a 200 µs TIMEOUT always waits in the ring")
+        // A submitter descheduled for longer than the sleep finds it done (seen once in CI on 2 busy cores).
+        #expect(background[1] >= rounds / 2 * 9 / 10, "most 200 µs TIMEOUTs wait in the ring")
         #expect(background[0] >= rounds / 2 * 9 / 10, "most pool sleeps outlast the 10 µs lazy window")
     }
 
