@@ -6,6 +6,8 @@ let package = Package(
     name: "swift-laio",
     products: [
         .library(name: "LAIO", targets: ["LAIO"]),
+        // liblaio.so: the C ABI (include/laio.h; `make install` adds laio.pc).
+        .library(name: "laio", type: .dynamic, targets: ["laio"]),
         .executable(name: "laio-demo", targets: ["laio-demo"]),
     ],
     targets: [
@@ -24,6 +26,9 @@ let package = Package(
         .target(name: "LAIOUring", dependencies: ["LAIOCore", "CLiburing"]),
         // The facade: contexts, backend choice, poll.
         .target(name: "LAIO", dependencies: ["LAIOCore", "LAIOThreads", "LAIOUring"]),
+        // The C ABI: laio.h and the variadic laio_syscall in C, over the Swift half in `laio`.
+        .target(name: "CLAIO"),
+        .target(name: "laio", dependencies: ["CLAIO", "LAIO"]),
         .executableTarget(name: "laio-demo", dependencies: ["LAIO"]),
         .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),

@@ -143,11 +143,21 @@ public final class Context: Sendable {
     /// for a completion even when nothing is outstanding (another thread may submit); on the
     /// `blocking` backend nothing ever is, so poll it with a timeout or not at all.
     public func poll(into completions: inout [Completion], maximum: Int, timeout: Duration?) throws(Errno) -> Int {
+        try poll(maximum: maximum, timeout: timeout) { completions.append($0) }
+    }
+
+    /// Like `poll(into:maximum:timeout:)`, handing each completion to `body` instead of
+    /// appending it to an array (the C ABI writes them straight into the caller's records).
+    /// `body` runs under the completion queue's lock: it must only store the completion.
+    public func poll(maximum: Int, timeout: Duration?, _ body: (Completion) -> Void) throws(Errno) -> Int {
         guard maximum > 0 else { throw .invalidArgument }
-        let deadline = timeout.map { monotonicNanoseconds() &+ max($0.nanoseconds, 0) }
+        let deadline = timeout.map { timeout -> Int64 in
+            let (sum, overflow) = monotonicNanoseconds().addingReportingOverflow(max(timeout.nanoseconds, 0))
+            return overflow ? .max : sum
+        }
         while true {
             let serviceInterval = backend.service()
-            let moved = self.completions.drain(into: &completions, maximum: maximum)
+            let moved = self.completions.drain(maximum: maximum, body)
             if moved > 0 { return moved }
             var wait: Int64? = nil
             if let deadline {

@@ -79,10 +79,16 @@ public final class CompletionQueue: Sendable {
     /// Moves up to `maximum` completions, oldest first, to the end of `into`.
     /// Returns how many were moved.
     public func drain(into completions: inout [Completion], maximum: Int) -> Int {
+        drain(maximum: maximum) { completions.append($0) }
+    }
+
+    /// Hands up to `maximum` completions, oldest first, to `body`, which runs under the
+    /// queue's lock and must only store them. Returns how many it handed out.
+    public func drain(maximum: Int, _ body: (Completion) -> Void) -> Int {
         let moved = state.withLock { state -> Int in
             var moved = 0
             while moved < maximum, let completion = state.pending.popFirst() {
-                completions.append(completion)
+                body(completion)
                 moved += 1
             }
             if moved > 0 && state.pending.isEmpty { clearSignal() }

@@ -6,6 +6,18 @@ import Musl
 import CLiburing
 
 extension Operation {
+    /// Whether raw calls numbered `number` have a typed form (`canonical` turns them into
+    /// one when their arguments can be represented).
+    public static func hasTypedForm(_ number: Int) -> Bool { typedNumbers.contains(number) }
+
+    // Every number whose raw call, with non-null pointers and small counts, becomes typed.
+    private static let typedNumbers: Set<Int> = Set((0..<1024).filter { number in
+        if case .syscall = Operation.syscall(number: number, arguments: SyscallArguments(8, 8, 8, 8, 0, 8)).canonical {
+            return false
+        }
+        return true
+    })
+
     /// The typed form of a raw `.syscall` whose number LAIO knows (`SYS_pread64` becomes
     /// `.pread`, `SYS_stat` becomes `.stat`, `SYS_unlink` becomes `.unlinkat(AT_FDCWD, ...)`),
     /// so that a backend that maps operations to something other than syscall(2) runs

@@ -596,14 +596,39 @@ public final class UringBackend: Backend, @unchecked Sendable {
             // 64-bit) while it prepares the request, and answers EFAULT for a bad pointer.
             io_uring_prep_timeout(&entry, UnsafeMutablePointer(bitPattern: arguments.a0), 0, 0)
             record.pointee.fixup = .timeout
-        case .syscall:
+        case let .syscall(number, arguments):
             // A raw number LAIO knows runs as its typed operation; the rest has no opcode.
             let typed = operation.canonical
-            if case .syscall = typed { return .noFunction }
+            if case .syscall = typed { return prepareUntyped(number, arguments, into: &entry) }
             return prepare(typed, slot: slot, into: &entry)
         case .sendfile:
             // io_uring has no opcode for it.
             return .noFunction
+        }
+        return nil
+    }
+
+    /// A raw call with no typed form. A known call whose arguments could not be typed (a
+    /// null buffer with a length, a length beyond `Int.max`): read and write run with the
+    /// caller's values, so the kernel answers as read(2)/write(2) would (EFAULT once it
+    /// touches the buffer); the others answer EFAULT at once. Unknown numbers: ENOSYS.
+    private func prepareUntyped(_ number: Int, _ a: SyscallArguments, into entry: inout io_uring_sqe) -> Errno? {
+        let fd = Int32(truncatingIfNeeded: a.a0)
+        // A negative count is a size_t beyond Int.max: the kernel clamps it like any huge count.
+        let count = UInt32(a.a2 < 0 ? Self.maxTransfer : min(a.a2, Self.maxTransfer))
+        switch number {
+        case Int(LAIO_SYS_read), Int(LAIO_SYS_pread64):
+            guard supported[Int(IORING_OP_READ.rawValue)] else { return .noFunction }
+            let offset = number == Int(LAIO_SYS_read) ? UInt64.max : UInt64(bitPattern: Int64(a.a3))
+            guard number == Int(LAIO_SYS_read) || a.a3 >= 0 else { return .invalidArgument }
+            io_uring_prep_read(&entry, fd, UnsafeMutableRawPointer(bitPattern: a.a1), count, offset)
+        case Int(LAIO_SYS_write), Int(LAIO_SYS_pwrite64):
+            guard supported[Int(IORING_OP_WRITE.rawValue)] else { return .noFunction }
+            let offset = number == Int(LAIO_SYS_write) ? UInt64.max : UInt64(bitPattern: Int64(a.a3))
+            guard number == Int(LAIO_SYS_write) || a.a3 >= 0 else { return .invalidArgument }
+            io_uring_prep_write(&entry, fd, UnsafeRawPointer(bitPattern: a.a1), count, offset)
+        default:
+            return Operation.hasTypedForm(number) ? .badAddress : .noFunction
         }
         return nil
     }

@@ -254,7 +254,7 @@ struct UringTests {
         print("uring: \(context.details)")
     }
 
-    @Test("calls io_uring has no opcode for fail with ENOSYS; known raw numbers run as their opcodes")
+    @Test("calls io_uring has no opcode for fail with ENOSYS; known raw numbers run as their opcodes, null pointers EFAULT")
     func unmappedCalls() throws {
         let laio = try Context(backend: .uring)
         #expect(try complete(.syscall(number: SyscallNumber.getpid), in: laio) == .failure(.noFunction))
@@ -265,9 +265,13 @@ struct UringTests {
         defer { buffer.deallocate() }
         let raw = SyscallArguments(Int(zero), Int(bitPattern: buffer.baseAddress), 16, 0)
         #expect(try complete(.syscall(number: SyscallNumber.pread64, arguments: raw), in: laio) == .success(16))
-        // A null buffer with a length stays a raw call, which this backend cannot run.
+        // A null buffer with a length has no typed form: read runs with it as given and the
+        // kernel answers as read(2) does; other known calls with a null pointer answer EFAULT.
         #expect(try complete(.syscall(number: SyscallNumber.read, arguments: SyscallArguments(Int(zero), 0, 16)), in: laio)
-                == .failure(.noFunction))
+                == .failure(.badAddress))
+        #expect(read(zero, nil, 16) == -1 && errno == EFAULT)
+        #expect(try complete(.syscall(number: SyscallNumber.fstat, arguments: SyscallArguments(Int(zero), 0)), in: laio)
+                == .failure(.badAddress))
         // Raw nanosleep runs as a TIMEOUT on the caller's timespec.
         let time = UnsafeMutablePointer<timespec>.allocate(capacity: 1)
         defer { time.deallocate() }

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CLAIO
+import LAIO
+
+// The Swift half of liblaio: one process-wide context and the calls on it, exported to
+// the C half (Sources/CLAIO/laio.c), which owns errno, the per-thread handle and the
+// variadic entry point. Every function returns a value >= 0, or -errno.
+
+/// The process-wide context, made on first use (Swift runs a global's initializer once,
+/// thread-safely) with the backend named by LAIO_BACKEND. When it cannot start, the
+/// reason is printed once on stderr and every call fails with its errno.
+private let processContext: Result<Context, ContextError> = {
+    do throws(ContextError) {
+        return .success(try Context())
+    } catch {
+        let message = "liblaio: \(error)\n"
+        _ = message.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+        return .failure(error)
+    }
+}()
+
+extension ContextError {
+    /// The errno a C caller sees when the process context could not start.
+    var errno: Int32 {
+        switch self {
+        case .unknownBackend: EINVAL
+        case .backendUnavailable: ENOSYS
+        case let .setupFailed(_, error): error.rawValue
+        }
+    }
+}
+
+@_cdecl("laio_swift_syscall")
+public func laioSwiftSyscall(_ number: Int, _ arguments: UnsafePointer<Int>,
+                             _ handle: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Int {
+    let context: Context
+    switch processContext {
+    case let .success(made): context = made
+    case let .failure(error): return -Int(error.errno)
+    }
+    // `arguments` points to the C caller's six longs, alive for this call.
+    let operation = Operation.syscall(
+        number: number,
+        arguments: SyscallArguments(arguments[0], arguments[1], arguments[2], arguments[3], arguments[4], arguments[5]))
+    do throws(Errno) {
+        switch try context.submit(operation) {
+        case let .completed(.success(value)):
+            return value
+        case let .completed(.failure(error)):
+            return -Int(error.rawValue)
+        case let .inProgress(background):
+            // Handles are never 0, so the pointer is never NULL.
+            handle.pointee = UnsafeMutableRawPointer(bitPattern: UInt(background.rawValue))
+            return -Int(EINPROGRESS)
+        }
+    } catch {
+        return -Int(error.rawValue)
+    }
+}
+
+@_cdecl("laio_swift_poll")
+public func laioSwiftPoll(_ records: UnsafeMutablePointer<laio_completion>, _ count: Int32, _ wait: Int32,
+                          _ seconds: Int, _ nanoseconds: Int) -> Int32 {
+    let context: Context
+    switch processContext {
+    case let .success(made): context = made
+    case let .failure(error): return -error.errno
+    }
+    let timeout: Duration? = wait != 0 ? nil : .seconds(seconds) + .nanoseconds(nanoseconds)
+    var filled = 0
+    do throws(Errno) {
+        // `records` holds `count` records (the C caller's array); poll hands out at most that many.
+        return Int32(try context.poll(maximum: Int(count), timeout: timeout) { completion in
+            let record: laio_completion
+            switch completion.result {
+            case let .success(value):
+                record = laio_completion(laio_h: handlePointer(completion.handle), laio_rv: value, laio_errno: 0)
+            case let .failure(error):
+                record = laio_completion(laio_h: handlePointer(completion.handle), laio_rv: -1, laio_errno: error.rawValue)
+            }
+            records[filled] = record
+            filled += 1
+        })
+    } catch {
+        return -error.rawValue
+    }
+}
+
+@_cdecl("laio_swift_cancel")
+public func laioSwiftCancel(_ handle: UnsafeMutableRawPointer) -> Int32 {
+    switch processContext {
+    case let .success(context):
+        do throws(Errno) {
+            try context.cancel(Handle(rawValue: UInt64(UInt(bitPattern: handle))))
+            return 0
+        } catch {
+            return -error.rawValue
+        }
+    case let .failure(error):
+        return -error.errno
+    }
+}
+
+@_cdecl("laio_swift_pollfd")
+public func laioSwiftPollfd() -> Int32 {
+    switch processContext {
+    case let .success(context): context.notificationDescriptor
+    case let .failure(error): -error.errno
+    }
+}
+
+@_cdecl("laio_swift_backend")
+public func laioSwiftBackend() -> Int32 {
+    switch processContext {
+    case let .success(context): Int32(BackendKind.allCases.firstIndex(of: context.backendKind)!)
+    case let .failure(error): -error.errno
+    }
+}
+
+private func handlePointer(_ handle: Handle) -> UnsafeMutableRawPointer? {
+    UnsafeMutableRawPointer(bitPattern: UInt(handle.rawValue))
+}

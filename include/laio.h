@@ -1,0 +1,1 @@
+../Sources/CLAIO/include/laio.h
