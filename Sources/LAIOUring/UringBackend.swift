@@ -200,11 +200,9 @@ public final class UringBackend: Backend, @unchecked Sendable {
                 return .failure(.resourceTemporarilyUnavailable)
             }
             if let error = prepare(operation, slot: slot, into: &entry.pointee) {
-                // The entry is already taken from the ring; it goes to the kernel as a no-op
-                // of the backend's own (user_data 0), whose completion reaping skips.
-                io_uring_prep_nop(entry)
-                entry.pointee.user_data = 0
-                submitPending()
+                // Give the entry back: liburing publishes its local tail to the kernel only
+                // when it submits, and nothing was submitted since nextEntry() took it.
+                ring.pointee.sq.sqe_tail &-= 1
                 releaseSlot(slot, &state)
                 return .success(.completed(.failure(error)))
             }
