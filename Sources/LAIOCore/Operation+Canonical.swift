@@ -69,6 +69,10 @@ extension Operation {
             typed = path(a.a1).map {
                 .openat(dirfd: fd(a.a0), path: $0, flags: int32(a.a2), mode: mode_t(truncatingIfNeeded: a.a3))
             }
+        case Int(LAIO_SYS_openat2) where a.a3 == MemoryLayout<open_how>.size:
+            typed = path(a.a1).flatMap { p in
+                UnsafePointer<open_how>(bitPattern: a.a2).map { .openat2(dirfd: fd(a.a0), path: p, how: $0) }
+            }
         case Int(LAIO_SYS_close):
             typed = .close(fd: fd(a.a0))
         case Int(LAIO_SYS_stat):

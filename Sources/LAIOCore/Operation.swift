@@ -36,6 +36,9 @@ public enum Operation: @unchecked Sendable {
     case pwritev(fd: Int32, iovecs: UnsafeBufferPointer<iovec>, offset: Int64)
     /// `openat(2)`; the result is the new descriptor.
     case openat(dirfd: Int32, path: UnsafePointer<CChar>, flags: Int32, mode: mode_t = 0)
+    /// `openat2(2)` with `how` (a `struct open_how`: flags, mode and `RESOLVE_*` bits, such
+    /// as `RESOLVE_BENEATH` to keep a lookup under `dirfd`); the result is the new descriptor.
+    case openat2(dirfd: Int32, path: UnsafePointer<CChar>, how: UnsafePointer<open_how>)
     /// `open(2)`, run as `openat(AT_FDCWD, ...)`.
     case open(path: UnsafePointer<CChar>, flags: Int32, mode: mode_t = 0)
     /// `close(2)`.
@@ -148,6 +151,8 @@ extension Operation {
             return (Int(LAIO_SYS_pwritev), .init(i(fd), p(iovecs.baseAddress), iovecs.count, i(offset), 0))
         case let .openat(dirfd, path, flags, mode):
             return (Int(LAIO_SYS_openat), .init(i(dirfd), p(path), i(flags), i(mode)))
+        case let .openat2(dirfd, path, how):
+            return (Int(LAIO_SYS_openat2), .init(i(dirfd), p(path), p(how), MemoryLayout<open_how>.size))
         case let .open(path, flags, mode):
             return (Int(LAIO_SYS_openat), .init(i(AT_FDCWD), p(path), i(flags), i(mode)))
         case let .close(fd):

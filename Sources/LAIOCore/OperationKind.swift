@@ -5,7 +5,7 @@ public enum OperationKind: Int, CaseIterable, Sendable {
     case read, pread, write, pwrite, readv, writev, preadv, pwritev
     case openat, open, close, fstat, stat, newfstatat, statx, fsync, fdatasync
     case accept, connect, recv, recvfrom, send, sendto, recvmsg, sendmsg
-    case sendfile, splice, unlinkat, renameat, mkdirat, nanosleep
+    case sendfile, splice, unlinkat, renameat, mkdirat, nanosleep, openat2
     /// A raw system call by number (`Operation.syscall`).
     case syscall
 
@@ -49,6 +49,7 @@ extension Operation {
         case .unlinkat: .unlinkat
         case .renameat: .renameat
         case .mkdirat: .mkdirat
+        case .openat2: .openat2
         case .nanosleep: .nanosleep
         case .syscall: .syscall
         }

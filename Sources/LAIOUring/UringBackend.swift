@@ -451,6 +451,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         case .unlinkat: return have(IORING_OP_UNLINKAT)
         case .renameat: return have(IORING_OP_RENAMEAT)
         case .mkdirat: return have(IORING_OP_MKDIRAT)
+        case .openat2: return have(IORING_OP_OPENAT2)
         case .nanosleep: return have(IORING_OP_TIMEOUT)
         case .sendfile, .syscall: return false
         }
@@ -579,6 +580,10 @@ public final class UringBackend: Backend, @unchecked Sendable {
         case let .renameat(oldDirfd, oldPath, newDirfd, newPath):
             guard have(IORING_OP_RENAMEAT) else { return .noFunction }
             io_uring_prep_renameat(&entry, oldDirfd, oldPath, newDirfd, newPath, 0)
+        case let .openat2(dirfd, path, how):
+            guard have(IORING_OP_OPENAT2) else { return .noFunction }
+            // The kernel copies `how` while it prepares the request.
+            io_uring_prep_openat2(&entry, dirfd, path, UnsafeMutablePointer(mutating: how))
         case let .mkdirat(dirfd, path, mode):
             guard have(IORING_OP_MKDIRAT) else { return .noFunction }
             io_uring_prep_mkdirat(&entry, dirfd, path, mode)

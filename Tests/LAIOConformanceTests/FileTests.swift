@@ -163,6 +163,38 @@ struct FileTests {
         }
     }
 
+    @Test("openat2 with RESOLVE_BENEATH opens inside its directory and refuses escapes", arguments: allBackends)
+    func openat2Beneath(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        try withTemporaryDirectory { dir in
+            try writeFile("\(dir)/inside", pattern(count: 10))
+            #expect(mkdir("\(dir)/root", 0o700) == 0)
+            #expect(symlink("../inside", "\(dir)/root/up") == 0)          // escapes upward
+            #expect(symlink("\(dir)/inside", "\(dir)/root/absolute") == 0)  // absolute
+            try writeFile("\(dir)/root/file", pattern(count: 7))
+            #expect(symlink("file", "\(dir)/root/sibling") == 0)           // stays beneath
+            let root = open("\(dir)/root", O_RDONLY | O_DIRECTORY)
+            defer { close(root) }
+            var how = OpenHow(flags: O_RDONLY | O_CLOEXEC, resolve: .beneath)
+            func open2(_ path: String) throws -> Result<Int, Errno> {
+                // `how` and the path outlive the call: complete() waits for the completion.
+                try withUnsafePointer(to: &how) { how in
+                    try path.withCString { try complete(.openat2(dirfd: root, path: $0, how: how), in: laio) }
+                }
+            }
+            for path in ["file", "sibling"] {
+                let fd = Int32(try open2(path).get())
+                var st = stat()
+                #expect(fstat(fd, &st) == 0 && st.st_size == 7, "\(path)")
+                close(fd)
+            }
+            for path in ["../inside", "up", "absolute", "/etc/passwd"] {
+                #expect(try open2(path) == .failure(Errno(rawValue: EXDEV)), "\(path)")
+            }
+            #expect(try open2("missing") == .failure(.noSuchFileOrDirectory))
+        }
+    }
+
     @Test("unlinkat, renameat and mkdirat", arguments: allBackends)
     func directoryOperations(_ kind: BackendKind) throws {
         let laio = try makeContext(kind)
