@@ -9,6 +9,7 @@ let package = Package(
         // liblaio.so: the C ABI (include/laio.h; `make install` adds laio.pc).
         .library(name: "laio", type: .dynamic, targets: ["laio"]),
         .executable(name: "laio-demo", targets: ["laio-demo"]),
+        .executable(name: "laio-httpd", targets: ["laio-httpd"]),
     ],
     targets: [
         // C over <liburing.h>, plus shims for what Swift cannot import (variadic syscall(2),
@@ -30,6 +31,9 @@ let package = Package(
         .target(name: "CLAIO"),
         .target(name: "laio", dependencies: ["CLAIO", "LAIO"]),
         .executableTarget(name: "laio-demo", dependencies: ["LAIO"]),
+        // A Flash-style event-driven static web server on LAIO.
+        .target(name: "CHTTPD"),
+        .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD"]),
         .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),
         .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLiburing"]),
