@@ -134,6 +134,14 @@ long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long lo
     return r == -1 ? -(long)errno : r;
 }
 
+long laio_shim_fstat_cached(int fd, struct stat *out) {
+    struct statx x;
+    long r = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_BASIC_STATS, &x);
+    if (r == -1) return -(long)errno;
+    laio_shim_statx_to_stat(&x, out);
+    return 0;
+}
+
 long laio_shim_recv_nowait(int fd, void *buffer, size_t length, int flags) {
     long r = syscall(SYS_recvfrom, fd, buffer, length, flags | MSG_DONTWAIT, NULL, NULL);
     return r == -1 ? -(long)errno : r;

@@ -12,7 +12,9 @@ import Synchronization
 /// Settings of the `auto` strategy.
 public struct AutoSettings: Sendable, Equatable {
     /// Kinds first tried on the caller's thread with a form of the call that never waits
-    /// (pread, preadv: preadv2 with RWF_NOWAIT; recv: MSG_DONTWAIT). Only when that answers
+    /// (pread, preadv: preadv2 with RWF_NOWAIT; recv: MSG_DONTWAIT; fstat: statx with
+    /// AT_STATX_DONT_SYNC, which takes the attributes the kernel has without asking a
+    /// remote file system; io_uring would send every STATX to its worker threads). Only when that answers
     /// "would block" does the call go on to its route (io_uring or the pool). Kinds outside
     /// `AutoSettings.inlineCapable` are ignored.
     public var inlineFirst: Set<OperationKind>
@@ -21,7 +23,7 @@ public struct AutoSettings: Sendable, Equatable {
     public var useUring: Bool
 
     /// The kinds that have a non-blocking form `auto` knows how to try inline.
-    public static let inlineCapable: Set<OperationKind> = [.pread, .preadv, .recv]
+    public static let inlineCapable: Set<OperationKind> = [.pread, .preadv, .recv, .fstat]
 
     /// For tests: an answer io_uring is made to give for the calls it matches, to exercise
     /// the re-run on the pool. Not part of the API; nil outside tests.
@@ -253,6 +255,9 @@ final class AutoBackend: Backend, @unchecked Sendable {
             guard flags & Int32(MSG_WAITALL) == 0 else { return nil }
             answer = laio_shim_recv_nowait(fd, buffer.baseAddress, buffer.count, flags)
             return answer == -Int(EAGAIN) ? nil : Result(kernelReturn: answer)
+        case let .fstat(fd, buffer):
+            // Answers for good: it does not wait, so there is no "would block" to pass on.
+            return Result(kernelReturn: laio_shim_fstat_cached(fd, buffer))
         default:
             return nil
         }

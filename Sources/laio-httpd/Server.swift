@@ -740,7 +740,7 @@ final class Server {
         pending.removeAll()
         _ = Glibc.close(listenFD)
         _ = Glibc.close(rootFD)
-        report("stopped")
+        report("stopped" + (laio.statistics.map { "; LAIO calls: \($0)" } ?? ""))
     }
 
     // MARK: - Access log

@@ -29,7 +29,8 @@ struct AutoStrategyTests {
         #expect(laio.route(for: .pread) == RoutePlan(inlineFirst: true, destination: .uring))
         #expect(laio.route(for: .preadv) == RoutePlan(inlineFirst: true, destination: .uring))
         #expect(laio.route(for: .recv) == RoutePlan(inlineFirst: true, destination: .uring))
-        for kind: OperationKind in [.read, .write, .pwrite, .openat, .close, .fstat, .accept, .send, .nanosleep] {
+        #expect(laio.route(for: .fstat) == RoutePlan(inlineFirst: true, destination: .uring))
+        for kind: OperationKind in [.read, .write, .pwrite, .openat, .openat2, .close, .stat, .accept, .send, .nanosleep] {
             #expect(laio.route(for: kind) == uringAndPool, "\(kind)")
         }
         #expect(laio.route(for: .sendfile) == RoutePlan(inlineFirst: false, destination: .threads))
@@ -156,10 +157,10 @@ struct AutoStrategyTests {
           .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
     func refusalMovesTheKind() throws {
         var settings = AutoSettings()
-        // io_uring is made to refuse every fstat (EOPNOTSUPP) and every pread that reaches it (EINVAL).
+        // io_uring is made to refuse every stat (EOPNOTSUPP) and every pread that reaches it (EINVAL).
         settings.ringRefusalForTesting = { operation in
             switch operation {
-            case .fstat: return .operationNotSupported
+            case .stat: return .operationNotSupported
             case .pread: return .invalidArgument
             default: return nil
             }
@@ -176,12 +177,12 @@ struct AutoStrategyTests {
         #expect(fstat(fd, &expected) == 0)
         let got = UnsafeMutablePointer<stat>.allocate(capacity: 1)
         defer { got.deallocate() }
-        #expect(try complete(.fstat(fd: fd, buffer: got), in: laio) == .success(0))
+        #expect(try path.withCString { try complete(.stat(path: $0, buffer: got), in: laio) } == .success(0))
         #expect(got.pointee.st_ino == expected.st_ino && got.pointee.st_size == 6000)
         #expect(laio.statistics?.rerunOnThreads == 1)
-        #expect(laio.route(for: .fstat) == RoutePlan(inlineFirst: false, destination: .threads, refusedByUring: .operationNotSupported))
-        // From now on fstat goes straight to the pool: no second re-run.
-        #expect(try complete(.fstat(fd: fd, buffer: got), in: laio) == .success(0))
+        #expect(laio.route(for: .stat) == RoutePlan(inlineFirst: false, destination: .threads, refusedByUring: .operationNotSupported))
+        // From now on stat goes straight to the pool: no second re-run.
+        #expect(try path.withCString { try complete(.stat(path: $0, buffer: got), in: laio) } == .success(0))
         #expect(laio.statistics?.rerunOnThreads == 1)
 
         // A pread with a negative offset: the pool answers EINVAL as well, so the refusal

@@ -71,6 +71,10 @@ long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long lo
 /// recvfrom(fd, buffer, length, flags | MSG_DONTWAIT, NULL, NULL). Returns the byte count or -errno.
 long laio_shim_recv_nowait(int fd, void *buffer, size_t length, int flags);
 
+/// fstat(2) that never waits for a remote file system: statx(fd, "", AT_EMPTY_PATH |
+/// AT_STATX_DONT_SYNC) converted to `struct stat` as the kernel fills it. 0 or -errno.
+long laio_shim_fstat_cached(int fd, struct stat *out);
+
 /// openat2(dirfd, path, {flags, 0, RESOLVE_CACHED}): an open whose path lookup must be
 /// answered from the dentry cache. Returns the descriptor or -errno (-EAGAIN otherwise).
 long laio_shim_openat_cached(int dirfd, const char *path, int flags);
