@@ -28,6 +28,10 @@ struct ServerOptions {
 /// What a connection is doing.
 enum Phase {
     case receive, parse, open, stat, read, send, done, close
+    /// After an error that ends the connection: the write side is shut, and what the
+    /// client still sends is read and dropped for a moment, so that closing does not reset
+    /// the connection (and destroy the error response) while the client is still sending.
+    case linger
 }
 
 /// What a background LAIO call was for.
@@ -81,6 +85,7 @@ final class Connection {
     var fileOffset: Int64 = 0
     var fileRemaining: Int64 = 0
     var bytesSent = 0
+    var lingered = 0
 
     init(fd: Int32, serial: UInt64, peer: String, deadline: Int64) {
         self.fd = fd
@@ -141,6 +146,8 @@ final class Server {
     var logInFlightSent = 0
     var logDropped = 0
     static let logLimit = 4 << 20
+    /// Connections over --max-connections that may be answering 503 at once.
+    static let refusalsAtOnce = 64
 
     // Date: cached per second.
     var dateSecond = 0
@@ -348,7 +355,8 @@ final class Server {
     /// The system call of the connection's phase: its result, or nil if it is waiting.
     func perform(_ c: Connection) -> Result<Int, Errno>? {
         switch c.phase {
-        case .receive:
+        case .receive, .linger:
+            if c.phase == .linger { c.inputCount = 0 }
             let free = UnsafeMutableRawBufferPointer(rebasing: c.input[c.inputCount...])
             if options.network == .laio {
                 return issue(.recv(fd: c.fd, buffer: free, flags: 0), for: .connection(c))
@@ -407,6 +415,7 @@ final class Server {
                 c.phase = .stat
             case let .failure(error):
                 switch error.rawValue {
+                case ENOENT where c.triedIndex: respondWithError(c, .forbidden)  // a directory without index.html
                 case ENOENT, ENOTDIR: respondWithError(c, .notFound)
                 case EACCES, EPERM, EXDEV, ELOOP: respondWithError(c, .forbidden)
                 case ENAMETOOLONG: respondWithError(c, .uriTooLong)
@@ -447,6 +456,12 @@ final class Server {
             }
             if c.vectors[0].iov_len > 0 || c.vectors[1].iov_len > 0 { return }  // send the rest
             c.phase = c.fileRemaining > 0 ? .read : .done
+        case .linger:
+            if case let .success(count) = result, count > 0, c.lingered < 1 << 20 {
+                c.lingered += count   // dropped; keep reading until the client is done
+            } else {
+                c.phase = .close
+            }
         case .parse, .done, .close:
             break
         }
@@ -581,7 +596,14 @@ final class Server {
         c.consumed = 0
         c.request = Request()
         guard c.keepAlive && !stopping else {
-            c.phase = .close
+            if c.status.closesConnection {
+                // shutdown(2) never blocks; it is called directly in both network modes.
+                _ = shutdown(c.fd, Int32(SHUT_WR))
+                c.deadline = min(c.deadline, monotonicNanoseconds() + 2_000_000_000)
+                c.phase = .linger
+            } else {
+                c.phase = .close
+            }
             return
         }
         c.deadline = monotonicNanoseconds() + idleNanoseconds
@@ -654,11 +676,9 @@ final class Server {
             }
         case let .success(value):
             let fd = Int32(value)
-            if connections.count >= options.maxConnections || stopping {
-                // Refused cleanly: a 503 that fits any socket buffer, then close.
-                let refusal = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                _ = refusal.withCString { send(fd, $0, strlen($0), Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
-                _ = Glibc.close(fd)
+            let refuse = connections.count >= options.maxConnections || stopping
+            if refuse && connections.count >= options.maxConnections + Server.refusalsAtOnce {
+                _ = Glibc.close(fd)   // far over the limit: no answer at all
                 return true
             }
             if options.network == .nonblocking {
@@ -672,6 +692,11 @@ final class Server {
             connections[serial] = connection
             if epollFD >= 0 {
                 watch(fd, data: serial, events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue)
+            }
+            if refuse {
+                // Refused cleanly: a 503, then the lingering close of any error response.
+                connection.keepAlive = false
+                respondWithError(connection, .unavailable)
             }
             drive(connection)
             return true

@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""laio-httpd's tests: the real binary on a loopback port, real clients.
+
+curl for the protocol cases, raw sockets for malformed input, pipelining and slow
+clients, wrk for a short load with zero errors; every backend that starts here, in both
+network modes (blocking only with nonblocking sockets: laio mode refuses it, checked).
+
+    python3 Tests/httpd/test_httpd.py BINARY [--quick]
+
+Exit status 0 when every check passed; the failures are listed otherwise. A backend that
+cannot start here (io_uring blocked) is reported as skipped with its reason.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BINARY = sys.argv[1]
+QUICK = "--quick" in sys.argv
+failures = []
+checks = 0
+
+
+def check(condition, what):
+    global checks
+    checks += 1
+    if not condition:
+        failures.append(f"[{CURRENT}] {what}")
+        print(f"  FAIL {what}", flush=True)
+
+
+CURRENT = ""
+
+
+def make_root():
+    root = tempfile.mkdtemp(prefix="laio-httpd-")
+    with open(f"{root}/index.html", "w") as f:
+        f.write("<h1>root index</h1>\n")
+    os.mkdir(f"{root}/docs")
+    with open(f"{root}/docs/index.html", "w") as f:
+        f.write("docs index\n")
+    os.mkdir(f"{root}/empty-dir")
+    with open(f"{root}/hello.txt", "w") as f:
+        f.write("hello, world\n")
+    with open(f"{root}/a file%.css", "w") as f:
+        f.write("body{}\n")
+    with open(f"{root}/big.bin", "wb") as f:
+        f.write(os.urandom(1_000_003))  # several body chunks, an odd size
+    open(f"{root}/empty.txt", "w").close()
+    os.symlink("/etc/passwd", f"{root}/escape")
+    os.symlink("../outside.txt", f"{root}/up")
+    os.symlink("hello.txt", f"{root}/same.txt")
+    os.mkfifo(f"{root}/fifo")
+    secret = f"{root}/secret.txt"
+    with open(secret, "w") as f:
+        f.write("no\n")
+    os.chmod(secret, 0)
+    outside = os.path.dirname(root) + "/outside.txt"
+    with open(outside, "w") as f:
+        f.write("outside\n")
+    return root, outside
+
+
+class Server:
+    def __init__(self, root, backend, network, extra=()):
+        self.log = tempfile.NamedTemporaryFile(prefix="laio-httpd-log-", delete=False)
+        self.process = subprocess.Popen(
+            [BINARY, "--root", root, "--port", "0", "--backend", backend, "--network", network, *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        self.port = None
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            m = re.search(r"listening on http://[\d.]+:(\d+)/", line)
+            if m:
+                self.port = int(m.group(1))
+            if line.startswith("laio-httpd: routes:"):
+                break
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            out, _ = self.process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+            return None, "".join(self.lines) + (out or "")
+        return self.process.returncode, "".join(self.lines) + (out or "")
+
+
+def curl(*args):
+    r = subprocess.run(["curl", "-s", "--path-as-is", "-m", "10", *args], capture_output=True)
+    return r.returncode, r.stdout
+
+
+def status_of(server, path, *args):
+    code, out = curl("-o", "/dev/null", "-w", "%{http_code}", *args, server.url(path))
+    return int(out or b"0")
+
+
+def raw(server, data, read_until_close=True, timeout=5.0):
+    """Sends bytes on a fresh connection and returns everything the server sends back."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if not read_until_close:
+                    break
+        except socket.timeout:
+            pass
+        return b"".join(chunks)
+
+
+def responses(blob, heads=()):
+    """Splits a byte stream into (status, headers, body) responses using Content-Length;
+    the responses at the indices in `heads` answer HEAD requests (no body)."""
+    out = []
+    while blob:
+        head, sep, rest = blob.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        body_allowed = status not in (304,) and len(out) not in heads
+        out.append((status, headers, rest[:length] if body_allowed else b""))
+        blob = rest[length:] if body_allowed else rest
+    return out
+
+
+def protocol_cases(server, root):
+    # Files, types, index, HEAD.
+    code, body = curl(server.url("/hello.txt"))
+    check(body == b"hello, world\n", "GET /hello.txt body")
+    code, head = curl("-I", server.url("/hello.txt"))
+    text = head.decode()
+    check(" 200 " in text.split("\r\n")[0], "HEAD status 200")
+    check("Content-Length: 13" in text, "HEAD Content-Length")
+    check("Content-Type: text/plain; charset=utf-8" in text, "Content-Type of .txt")
+    check(re.search(r"Last-Modified: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", text) is not None, "Last-Modified")
+    check(curl(server.url("/"))[1] == b"<h1>root index</h1>\n", "index.html for /")
+    check(curl(server.url("/docs/"))[1] == b"docs index\n", "index.html for /docs/")
+    check(curl(server.url("/docs"))[1] == b"docs index\n", "index.html for /docs")
+    check(status_of(server, "/empty-dir/") == 403, "a directory without index.html is 403")
+    check(curl(server.url("/a%20file%25.css"))[1] == b"body{}\n", "percent-decoded path")
+    code, head = curl("-I", server.url("/a%20file%25.css"))
+    check(b"Content-Type: text/css" in head, "Content-Type of .css")
+    code, body = curl(server.url("/big.bin"))
+    with open(f"{root}/big.bin", "rb") as f:
+        big = f.read()
+    check(body == big, "a 1 MB file arrives whole")
+    check(curl(server.url("/empty.txt"))[1] == b"", "an empty file")
+    check(curl(server.url("/same.txt"))[1] == b"hello, world\n", "a symlink that stays under the root")
+    # Not found, forbidden, escapes.
+    check(status_of(server, "/missing") == 404, "404")
+    check(status_of(server, "/hello.txt/x") == 404, "404 under a file")
+    check(status_of(server, "/escape") == 403, "absolute symlink out of the root is 403")
+    check(status_of(server, "/up") == 403, "relative symlink out of the root is 403")
+    check(status_of(server, "/../outside.txt") == 403, "/.. above the root is 403")
+    check(status_of(server, "/%2e%2e/outside.txt") == 403, "encoded .. above the root is 403")
+    check(status_of(server, "/docs/../../outside.txt") == 403, ".. through a directory")
+    check(status_of(server, "/docs/../hello.txt") == 200, ".. that stays inside")
+    check(status_of(server, "/fifo") == 403, "a FIFO is not served (and does not hang)")
+    if os.geteuid() != 0:
+        check(status_of(server, "/secret.txt") == 403, "an unreadable file is 403")
+    check(status_of(server, "/hello.txt%00.html") == 400, "%00 is 400")
+    # Methods and versions.
+    check(status_of(server, "/hello.txt", "-X", "POST") == 405, "POST is 405")
+    code, head = curl("-i", "-X", "DELETE", server.url("/hello.txt"))
+    check(b"Allow: GET, HEAD" in head, "405 has Allow")
+    check(status_of(server, "/hello.txt", "--http1.0") == 200, "HTTP/1.0 GET")
+    # Conditional and ranges.
+    code, head = curl("-I", server.url("/hello.txt"))
+    modified = re.search(rb"Last-Modified: ([^\r]+)", head).group(1).decode()
+    check(status_of(server, "/hello.txt", "-H", f"If-Modified-Since: {modified}") == 304, "If-Modified-Since: 304")
+    check(status_of(server, "/hello.txt", "-H", "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT") == 200,
+          "older If-Modified-Since: 200")
+    code, body = curl("-r", "0-4", server.url("/hello.txt"))
+    check(body == b"hello", "range 0-4")
+    code, head = curl("-i", "-r", "7-", server.url("/hello.txt"))
+    check(b" 206 " in head.split(b"\r\n")[0] and b"Content-Range: bytes 7-12/13" in head and head.endswith(b"world\n"),
+          "range 7-: 206 with Content-Range")
+    code, body = curl("-r", "-6", server.url("/hello.txt"))
+    check(body == b"world\n", "suffix range -6")
+    code, body = curl("-r", "100-200000", server.url("/big.bin"))
+    check(body == big[100:200001], "range across body chunks")
+    code, head = curl("-i", "-r", "50-60", server.url("/hello.txt"))
+    check(b" 416 " in head.split(b"\r\n")[0] and b"Content-Range: bytes */13" in head, "unsatisfiable range: 416")
+    code, body = curl("-r", "0-1,3-4", server.url("/hello.txt"))
+    check(body == b"hello, world\n", "several ranges: the whole file")
+
+
+def raw_cases(server):
+    def first_status(blob):
+        rs = responses(blob)
+        return rs[0][0] if rs else None
+
+    check(first_status(raw(server, b"GARBAGE\r\n\r\n")) == 400, "malformed request line: 400")
+    check(first_status(raw(server, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")) == 400, "header without colon: 400")
+    check(first_status(raw(server, b"GET /hello.txt HTTP/1.1\r\n\r\n")) == 400, "HTTP/1.1 without Host: 400")
+    check(first_status(raw(server, b"GET /hello.txt HTTP/2.0\r\nHost: x\r\n\r\n")) == 505, "HTTP/2.0: 505")
+    check(first_status(raw(server, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n")) == 400, "obs-fold: 400")
+    check(first_status(raw(server, b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n")) == 400, "control character in target: 400")
+    check(first_status(raw(server, b"GET hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")) == 400, "target without /: 400")
+    check(first_status(raw(server, b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n")) == 400, "bad percent escape: 400")
+    long_target = b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    check(first_status(raw(server, long_target)) == 414, "9000-byte target: 414")
+    big_headers = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Filler: " + b"b" * 17000 + b"\r\n\r\n"
+    blob = raw(server, big_headers)
+    check(first_status(blob) == 431, "17 KB of headers: 431")
+    blob = raw(server, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    check(first_status(blob) == 501, "Transfer-Encoding: 501")
+    # Errors that break framing close the connection (raw() returned because of EOF).
+    blob = raw(server, b"BAD\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(len(responses(blob)) == 1, "after a 400 the connection closes")
+    # 404 keeps the connection; pipelined requests are answered in order.
+    pipelined = (b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"GET /docs/ HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\nConnection: close\r\n\r\n")
+    rs = responses(raw(server, pipelined), heads={1})
+    check([r[0] for r in rs] == [200, 200, 404, 200, 206], f"pipelined statuses {[r[0] for r in rs]}")
+    if len(rs) == 5:
+        check(rs[0][2] == b"hello, world\n" and rs[3][2] == b"docs index\n" and rs[4][2] == b"hello", "pipelined bodies")
+        check(rs[1][1].get("content-length") == "13" and rs[1][2] == b"", "HEAD in a pipeline: length, no body")
+        check(rs[4][1].get("connection") == "close", "Connection: close is answered and honoured")
+    # HTTP/1.0: closes by default, keeps alive when asked.
+    rs = responses(raw(server, b"GET /hello.txt HTTP/1.0\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n"))
+    check(len(rs) == 1 and rs[0][1].get("connection") == "close", "HTTP/1.0 closes after one response")
+    rs = responses(raw(server, b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", read_until_close=False))
+    check(len(rs) == 1 and rs[0][1].get("connection") == "keep-alive", "HTTP/1.0 keep-alive")
+    # A request split into many small pieces.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        for byte in b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n":
+            s.send(bytes([byte]))
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+        check(responses(data)[0][2] == b"hello, world\n", "a request sent byte by byte")
+    # A client that leaves mid-response costs only its own connection.
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(1000)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+        s.close()
+    check(status_of(server, "/hello.txt") == 200, "the server serves on after 20 clients left mid-response")
+
+
+def timeout_cases(root, backend, network):
+    server = Server(root, backend, network, ["--idle-timeout", "1", "--max-connections", "4"])
+    try:
+        # An idle connection is closed after the time-out.
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        start = time.time()
+        check(idle.recv(10) == b"", "an idle connection is closed")
+        check(0.5 < time.time() - start < 4, f"idle close after {time.time() - start:.2f} s")
+        idle.close()
+        # A slow client that sends a byte at a time never finishes its header in time.
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        start = time.time()
+        closed = False
+        for byte in b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n":
+            try:
+                slow.send(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)
+            if time.time() - start > 3.5:
+                break
+        try:
+            slow.settimeout(3)
+            closed = closed or slow.recv(10) == b""
+        except OSError:
+            closed = True
+        check(closed, "a slow header is cut off")
+        slow.close()
+        # At --max-connections, a new connection gets 503 and the others keep working.
+        held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(4)]
+        time.sleep(0.2)
+        blob = raw(server, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(responses(blob) and responses(blob)[0][0] == 503, "over --max-connections: 503")
+        held[0].sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(b"hello, world" in held[0].recv(4096), "held connections still served")
+        for s in held:
+            s.close()
+        time.sleep(0.3)
+        check(status_of(server, "/hello.txt") == 200, "served again once connections closed")
+    finally:
+        code, out = server.stop(signal.SIGINT)
+        check(code == 0, f"SIGINT stops the server with status 0 (got {code})")
+
+
+def fd_exhaustion_case(root, backend, network):
+    # A low descriptor limit: connections beyond it wait or are refused; the server survives.
+    import resource
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    log = []
+    process = subprocess.Popen([BINARY, "--root", root, "--port", "0", "--backend", backend, "--network", network,
+                                "--max-connections", "1000", "--idle-timeout", "3"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
+    port = None
+    while True:
+        line = process.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"listening on http://[\d.]+:(\d+)/", line)
+        if m:
+            port = int(m.group(1))
+        if line.startswith("laio-httpd: routes:"):
+            break
+    sockets = []
+    try:
+        for _ in range(100):
+            try:
+                sockets.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                break
+        time.sleep(0.5)
+        for s in sockets:
+            s.close()
+        time.sleep(0.3)
+        ok = False
+        for _ in range(20):
+            code, out = subprocess.run(["curl", "-s", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}",
+                                        f"http://127.0.0.1:{port}/hello.txt"], capture_output=True).returncode, None
+            if code == 0:
+                ok = True
+                break
+            time.sleep(0.2)
+        check(process.poll() is None, "the server survives running out of descriptors")
+        check(ok, "and serves again once descriptors are free")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def load_case(server):
+    if shutil.which("wrk") is None:
+        check(False, "wrk is not installed")
+        return
+    r = subprocess.run(["wrk", "-t2", "-c64", "-d2s", server.url("/hello.txt")], capture_output=True, text=True)
+    out = r.stdout
+    m = re.search(r"(\d+) requests in", out)
+    requests = int(m.group(1)) if m else 0
+    errors = re.search(r"Socket errors: (.*)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    check(requests > 1000, f"wrk made {requests} requests")
+    check(errors is None and non2xx is None, f"wrk: no errors ({errors.group(0) if errors else ''} "
+                                             f"{non2xx.group(0) if non2xx else ''})")
+    print(f"  wrk -t2 -c64 -d2s: {requests} requests, 0 errors" if errors is None and non2xx is None else "", flush=True)
+
+
+def main():
+    global CURRENT
+    root, outside = make_root()
+    combinations = [(b, n) for b in ["auto", "uring", "threads", "blocking"] for n in ["laio", "nonblocking"]]
+    skipped = []
+    try:
+        for backend, network in combinations:
+            CURRENT = f"{backend}/{network}"
+            print(f"== laio-httpd --backend {backend} --network {network}", flush=True)
+            access_log = tempfile.mktemp(prefix="laio-httpd-access-")
+            server = Server(root, backend, network, ["--access-log", access_log])
+            if server.port is None:
+                code, out = server.stop()
+                if backend == "blocking" and network == "laio":
+                    check("--network nonblocking" in out and code == 2, "blocking + laio network is refused with advice")
+                    print("  refused as documented: " + out.strip().splitlines()[-1][:160], flush=True)
+                    continue
+                if backend == "uring" and ("EPERM" in out or "ENOSYS" in out or "ENOMEM" in out):
+                    skipped.append(f"{CURRENT}: {out.strip().splitlines()[-1]}")
+                    print("  skipped: " + out.strip().splitlines()[-1], flush=True)
+                    continue
+                check(False, f"the server did not start: {out}")
+                continue
+            check(any("routes:" in l for l in server.lines), "prints the routes at start")
+            try:
+                protocol_cases(server, root)
+                raw_cases(server)
+                load_case(server)
+            finally:
+                code, out = server.stop()
+                check(code == 0, f"SIGTERM stops the server with status 0 (got {code})")
+                lines = open(access_log).read().splitlines() if os.path.exists(access_log) else []
+                check(any('"GET /hello.txt HTTP/1.1" 200 ' in l and l.startswith("127.0.0.1 ") for l in lines),
+                      f"the access log has the requests ({len(lines)} lines)")
+                check(any('" 404 ' in l for l in lines), "the access log has the 404s")
+                if os.path.exists(access_log):
+                    os.unlink(access_log)
+            if not QUICK or backend == "auto":
+                timeout_cases(root, backend, network)
+                fd_exhaustion_case(root, backend, network)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        os.unlink(outside)
+    print(f"laio-httpd: {checks} checks, {len(failures)} failed, {len(skipped)} configurations skipped")
+    for s in skipped:
+        print(f"  skipped {s}")
+    for f in failures:
+        print(f"  FAILED {f}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
