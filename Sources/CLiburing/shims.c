@@ -147,9 +147,16 @@ long laio_shim_recv_nowait(int fd, void *buffer, size_t length, int flags) {
     return r == -1 ? -(long)errno : r;
 }
 
-long laio_shim_openat_cached(int dirfd, const char *path, int flags) {
-    // struct open_how: flags, mode, resolve (RESOLVE_CACHED = 0x20).
-    struct { unsigned long long flags, mode, resolve; } how = {(unsigned long long)(unsigned)flags, 0, 0x20};
-    long r = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+long laio_shim_openat2_cached(int dirfd, const char *path, const struct open_how *how) {
+    // Only opens that cannot wait once the lookup is done: O_NONBLOCK (a FIFO or device
+    // open returns at once), and nothing that writes (O_CREAT, O_TRUNC, O_TMPFILE), the
+    // same opens io_uring tries inline.
+    if (!(how->flags & O_NONBLOCK) || (how->flags & (O_CREAT | O_TRUNC)) ||
+        (how->flags & __O_TMPFILE) == __O_TMPFILE) {
+        return -EAGAIN;
+    }
+    struct open_how cached = *how;
+    cached.resolve |= RESOLVE_CACHED;
+    long r = syscall(SYS_openat2, dirfd, path, &cached, sizeof cached);
     return r == -1 ? -(long)errno : r;
 }

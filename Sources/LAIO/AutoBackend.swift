@@ -14,7 +14,9 @@ public struct AutoSettings: Sendable, Equatable {
     /// Kinds first tried on the caller's thread with a form of the call that never waits
     /// (pread, preadv: preadv2 with RWF_NOWAIT; recv: MSG_DONTWAIT; fstat: statx with
     /// AT_STATX_DONT_SYNC, which takes the attributes the kernel has without asking a
-    /// remote file system; io_uring would send every STATX to its worker threads). Only when that answers
+    /// remote file system; io_uring would send every STATX to its worker threads;
+    /// openat2 with O_NONBLOCK and without O_CREAT/O_TRUNC/O_TMPFILE: RESOLVE_CACHED added,
+    /// the same attempt io_uring makes inline, without the trip through the ring). Only when that answers
     /// "would block" does the call go on to its route (io_uring or the pool). Kinds outside
     /// `AutoSettings.inlineCapable` are ignored.
     public var inlineFirst: Set<OperationKind>
@@ -23,7 +25,7 @@ public struct AutoSettings: Sendable, Equatable {
     public var useUring: Bool
 
     /// The kinds that have a non-blocking form `auto` knows how to try inline.
-    public static let inlineCapable: Set<OperationKind> = [.pread, .preadv, .recv, .fstat]
+    public static let inlineCapable: Set<OperationKind> = [.pread, .preadv, .recv, .fstat, .openat2]
 
     /// For tests: an answer io_uring is made to give for the calls it matches, to exercise
     /// the re-run on the pool. Not part of the API; nil outside tests.
@@ -254,6 +256,9 @@ final class AutoBackend: Backend, @unchecked Sendable {
             // MSG_WAITALL, whose partial answer the blocking call would not give.
             guard flags & Int32(MSG_WAITALL) == 0 else { return nil }
             answer = laio_shim_recv_nowait(fd, buffer.baseAddress, buffer.count, flags)
+            return answer == -Int(EAGAIN) ? nil : Result(kernelReturn: answer)
+        case let .openat2(dirfd, path, how):
+            answer = laio_shim_openat2_cached(dirfd, path, how)
             return answer == -Int(EAGAIN) ? nil : Result(kernelReturn: answer)
         case let .fstat(fd, buffer):
             // Answers for good: it does not wait, so there is no "would block" to pass on.

@@ -173,25 +173,36 @@ struct FileTests {
             #expect(symlink("\(dir)/inside", "\(dir)/root/absolute") == 0)  // absolute
             try writeFile("\(dir)/root/file", pattern(count: 7))
             #expect(symlink("file", "\(dir)/root/sibling") == 0)           // stays beneath
+            #expect(mkfifo("\(dir)/root/fifo", 0o600) == 0)
             let root = open("\(dir)/root", O_RDONLY | O_DIRECTORY)
             defer { close(root) }
-            var how = OpenHow(flags: O_RDONLY | O_CLOEXEC, resolve: .beneath)
-            func open2(_ path: String) throws -> Result<Int, Errno> {
-                // `how` and the path outlive the call: complete() waits for the completion.
-                try withUnsafePointer(to: &how) { how in
-                    try path.withCString { try complete(.openat2(dirfd: root, path: $0, how: how), in: laio) }
+            // Both with and without O_NONBLOCK (auto tries the former inline, with RESOLVE_CACHED).
+            for flags in [O_RDONLY | O_CLOEXEC, O_RDONLY | O_CLOEXEC | O_NONBLOCK] {
+                var how = OpenHow(flags: flags, resolve: .beneath)
+                func open2(_ path: String) throws -> Result<Int, Errno> {
+                    // `how` and the path outlive the call: complete() waits for the completion.
+                    try withUnsafePointer(to: &how) { how in
+                        try path.withCString { try complete(.openat2(dirfd: root, path: $0, how: how), in: laio) }
+                    }
+                }
+                for path in ["file", "sibling"] {
+                    let fd = Int32(try open2(path).get())
+                    var st = stat()
+                    #expect(fstat(fd, &st) == 0 && st.st_size == 7, "\(path)")
+                    close(fd)
+                }
+                for path in ["../inside", "up", "absolute", "/etc/passwd"] {
+                    #expect(try open2(path) == .failure(Errno(rawValue: EXDEV)), "\(path)")
+                }
+                #expect(try open2("missing") == .failure(.noSuchFileOrDirectory))
+                #expect(try open2("file/x") == .failure(Errno(rawValue: ENOTDIR)))
+                if flags & O_NONBLOCK != 0 {
+                    // A FIFO without a writer opens at once for reading with O_NONBLOCK.
+                    let fifo = Int32(try open2("fifo").get())
+                    #expect(fcntl(fifo, F_GETFL) & O_NONBLOCK != 0)
+                    close(fifo)
                 }
             }
-            for path in ["file", "sibling"] {
-                let fd = Int32(try open2(path).get())
-                var st = stat()
-                #expect(fstat(fd, &st) == 0 && st.st_size == 7, "\(path)")
-                close(fd)
-            }
-            for path in ["../inside", "up", "absolute", "/etc/passwd"] {
-                #expect(try open2(path) == .failure(Errno(rawValue: EXDEV)), "\(path)")
-            }
-            #expect(try open2("missing") == .failure(.noSuchFileOrDirectory))
         }
     }
 

@@ -30,7 +30,8 @@ struct AutoStrategyTests {
         #expect(laio.route(for: .preadv) == RoutePlan(inlineFirst: true, destination: .uring))
         #expect(laio.route(for: .recv) == RoutePlan(inlineFirst: true, destination: .uring))
         #expect(laio.route(for: .fstat) == RoutePlan(inlineFirst: true, destination: .uring))
-        for kind: OperationKind in [.read, .write, .pwrite, .openat, .openat2, .close, .stat, .accept, .send, .nanosleep] {
+        #expect(laio.route(for: .openat2) == RoutePlan(inlineFirst: true, destination: .uring))
+        for kind: OperationKind in [.read, .write, .pwrite, .openat, .close, .stat, .accept, .send, .nanosleep] {
             #expect(laio.route(for: kind) == uringAndPool, "\(kind)")
         }
         #expect(laio.route(for: .sendfile) == RoutePlan(inlineFirst: false, destination: .threads))
@@ -87,6 +88,26 @@ struct AutoStrategyTests {
         let after = try #require(laio.statistics)
         #expect(after.threadsSynchronous + after.threadsBackground == stats.threadsSynchronous + stats.threadsBackground + 1)
         #expect(laio.outstandingCount == 0)
+
+        // fstat is answered inline; openat2 with O_NONBLOCK inline (a cached lookup), and
+        // without it, or with O_CREAT, on the ring.
+        let statBuffer = UnsafeMutablePointer<stat>.allocate(capacity: 1)
+        defer { statBuffer.deallocate() }
+        #expect(try complete(.fstat(fd: fd, buffer: statBuffer), in: laio) == .success(0))
+        #expect(statBuffer.pointee.st_size == 6000)
+        #expect(laio.statistics?.inline == after.inline + 1)
+        for (flags, inline) in [(O_RDONLY | O_NONBLOCK, true), (O_RDONLY, false), (O_RDWR | O_NONBLOCK | O_CREAT, false)] {
+            var how = OpenHow(flags: flags | O_CLOEXEC, mode: flags & O_CREAT != 0 ? 0o600 : 0)  // openat2: mode only with O_CREAT
+            let before = try #require(laio.statistics)
+            // `how` and the path outlive the call: complete() waits for it.
+            let opened = try withUnsafePointer(to: &how) { how in
+                try path.withCString { try complete(.openat2(dirfd: AT_FDCWD, path: $0, how: how), in: laio) }
+            }
+            close(Int32(try opened.get()))
+            let now = try #require(laio.statistics)
+            #expect(now.inline == before.inline + (inline ? 1 : 0), "flags \(flags)")
+            #expect(now.uringSynchronous + now.uringBackground == before.uringSynchronous + before.uringBackground + (inline ? 0 : 1))
+        }
     }
 
     @Test("a pool completion wakes a poll asleep on the ring, and a ring completion wakes it, 2,000 times each",

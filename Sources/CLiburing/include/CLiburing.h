@@ -75,9 +75,11 @@ long laio_shim_recv_nowait(int fd, void *buffer, size_t length, int flags);
 /// AT_STATX_DONT_SYNC) converted to `struct stat` as the kernel fills it. 0 or -errno.
 long laio_shim_fstat_cached(int fd, struct stat *out);
 
-/// openat2(dirfd, path, {flags, 0, RESOLVE_CACHED}): an open whose path lookup must be
-/// answered from the dentry cache. Returns the descriptor or -errno (-EAGAIN otherwise).
-long laio_shim_openat_cached(int dirfd, const char *path, int flags);
+/// openat2(dirfd, path, how + RESOLVE_CACHED) for an open that cannot wait once its path is
+/// resolved (`how` has O_NONBLOCK and none of O_CREAT, O_TRUNC, O_TMPFILE): the lookup
+/// must be answered from the dentry cache. The descriptor, or -errno; -EAGAIN when the
+/// lookup needs the disk or the open is not of that kind.
+long laio_shim_openat2_cached(int dirfd, const char *path, const struct open_how *how);
 
 // Flags of the *at and statx calls that the default feature macros hide (kernel ABI values).
 enum {
