@@ -256,6 +256,11 @@ final class Server {
             flushLog()
             let wait = max(min(nextSweep - now, 250_000_000), 0)
             if options.network == .nonblocking {
+                if listenerUnwatched && !acceptPaused && listening {
+                    listenerUnwatched = false
+                    watch(listenFD, data: 0, events: EPOLLIN.rawValue)
+                    acceptConnections()
+                }
                 let count = epoll_wait(epollFD, &events, Int32(events.count), Int32(wait / 1_000_000))
                 if count < 0 && errno != EINTR { throw ServerError.system("epoll_wait", errno) }
                 for index in 0..<max(Int(count), 0) {
@@ -281,6 +286,8 @@ final class Server {
     }
 
     var acceptPaused: Bool { monotonicNanoseconds() < acceptPausedUntil }
+    /// The listener is out of epoll while accepts pause (nonblocking mode).
+    var listenerUnwatched = false
 
     func pollLAIO(timeout: Duration) {
         completions.removeAll(keepingCapacity: true)
@@ -668,6 +675,11 @@ final class Server {
                 // Out of descriptors or memory: stop accepting for a moment; the backlog waits.
                 report("accept: \(error); pausing accepts for 100 ms")
                 acceptPausedUntil = monotonicNanoseconds() + 100_000_000
+                if epollFD >= 0 && !listenerUnwatched {
+                    // Level-triggered, the listener would wake epoll_wait at once, again and again.
+                    _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, nil)
+                    listenerUnwatched = true
+                }
                 return false
             case ECANCELED, EBADF, EINVAL:
                 return false
@@ -749,6 +761,10 @@ final class Server {
         report("stopping: no new connections; finishing \(connections.count) open ones")
         listening = false
         if let handle = acceptInFlight { try? laio.cancel(handle) }
+        if epollFD >= 0 && !listenerUnwatched {
+            _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, nil)
+            listenerUnwatched = true
+        }
         for connection in connections.values where connection.phase == .receive && connection.inputCount == 0 {
             connection.phase = .close
             if connection.inFlight != nil { closeConnection(connection) } else if connection.waitingForSocket {

@@ -356,9 +356,12 @@ def fd_exhaustion_case(root, backend, network):
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.communicate(timeout=15)
+            rest, _ = process.communicate(timeout=15)
+            check("pausing accepts" in rest, "the descriptor limit was reached (accept paused)")
+            check(process.returncode == 0, f"exit status 0 after the descriptor test (got {process.returncode})")
         except subprocess.TimeoutExpired:
             process.kill()
+            check(False, "the server did not stop after the descriptor test")
 
 
 def load_case(server):
