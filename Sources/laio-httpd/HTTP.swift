@@ -323,6 +323,16 @@ enum HTTPDate {
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 
+    /// The access log's time: "27/Nov/2026:00:01:44 +0000".
+    static func commonLogFormat(_ seconds: Int) -> String {
+        var time = seconds
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(two(parts.tm_mday))/\(months[Int(parts.tm_mon)])/\(parts.tm_year + 1900):"
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
+    }
+
     /// Seconds since the epoch of an IMF-fixdate; nil for other forms (then the header is ignored).
     static func parse(_ value: UnsafeRawBufferPointer) -> Int? {
         guard value.count == 29, value[3] == UInt8(ascii: ","), value[25...].elementsEqual(" GMT".utf8) else { return nil }

@@ -85,6 +85,8 @@ final class Connection {
     var fileOffset: Int64 = 0
     var fileRemaining: Int64 = 0
     var bytesSent = 0
+    /// The length of the status line and header fields of the response in progress.
+    var headerBytes = 0
     var lingered = 0
 
     init(fd: Int32, serial: UInt64, peer: String, deadline: Int64) {
@@ -589,6 +591,7 @@ final class Server {
             ?? Array(text.utf8).withUnsafeBytes { c.header.copyMemory(from: $0) }
         c.vectors[0] = iovec(iov_base: c.header.baseAddress, iov_len: utf8)
         c.bytesSent = 0
+        c.headerBytes = utf8 - body.utf8.count
     }
 
     func responseDone(_ c: Connection) {
@@ -799,7 +802,10 @@ final class Server {
     }
 
     func log(_ c: Connection) {
-        let line = "\(c.peer) - - [\(HTTPDate.format(time(nil)))] \"\(c.request.line)\" \(c.status.rawValue) \(c.bytesSent)\n"
+        // Common log format: the body bytes sent ("-" for none).
+        let body = max(c.bytesSent - c.headerBytes, 0)
+        let line = "\(c.peer) - - [\(HTTPDate.commonLogFormat(time(nil)))] \"\(c.request.line)\" \(c.status.rawValue) "
+            + (body > 0 ? "\(body)\n" : "-\n")
         guard logLines.count + line.utf8.count <= Server.logLimit else {
             logDropped += 1   // the disk is slower than the traffic: bounded, counted
             return

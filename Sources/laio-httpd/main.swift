@@ -22,7 +22,8 @@ let usage = """
       --max-connections N   open connections at most (default 256); more are answered 503
       --idle-timeout S      close connections idle (or sending a request, or reading a
                             response, too slowly) for S seconds (default 30)
-      --access-log FILE     append a line per response (common log format)
+      --access-log FILE     append a line per response (common log format: peer, time,
+                            request line, status, body bytes sent)
 
     """
 

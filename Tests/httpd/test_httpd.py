@@ -52,6 +52,8 @@ def make_root():
     with open(f"{root}/big.bin", "wb") as f:
         f.write(os.urandom(1_000_003))  # several body chunks, an odd size
     open(f"{root}/empty.txt", "w").close()
+    with open(f"{root}/huge.bin", "wb") as f:
+        f.write(os.urandom(24 << 20))
     os.symlink("/etc/passwd", f"{root}/escape")
     os.symlink("../outside.txt", f"{root}/up")
     os.symlink("hello.txt", f"{root}/same.txt")
@@ -268,6 +270,37 @@ def raw_cases(server):
     check(status_of(server, "/hello.txt") == 200, "the server serves on after 20 clients left mid-response")
 
 
+def graceful_stop_case(root, backend, network):
+    """SIGTERM while a 24 MB response is being read: the response completes, then the server exits 0."""
+    server = Server(root, backend, network)
+    with open(f"{root}/huge.bin", "rb") as f:
+        big = f.read()
+    # A small receive window (set before connecting) and a file larger than any socket
+    # buffers: the response is still being sent when the signal arrives.
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", server.port))
+    s.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = s.recv(65536)
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    check(server.process.poll() is None, "the server waits for the response in progress")
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    rs = responses(data)
+    check(len(rs) == 1 and rs[0][2] == big, "the response in progress at SIGTERM arrives whole")
+    code, out = server.stop()
+    check(code == 0, f"then the server exits 0 (got {code})")
+    refused = False
+    try:
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+    except OSError:
+        refused = True
+    check(refused, "and its port is closed")
+
+
 def timeout_cases(root, backend, network):
     server = Server(root, backend, network, ["--idle-timeout", "1", "--max-connections", "4"])
     try:
@@ -412,12 +445,14 @@ def main():
                 code, out = server.stop()
                 check(code == 0, f"SIGTERM stops the server with status 0 (got {code})")
                 lines = open(access_log).read().splitlines() if os.path.exists(access_log) else []
-                check(any('"GET /hello.txt HTTP/1.1" 200 ' in l and l.startswith("127.0.0.1 ") for l in lines),
-                      f"the access log has the requests ({len(lines)} lines)")
+                check(any(re.fullmatch(r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
+                                       r'"GET /hello\.txt HTTP/1\.1" 200 13', l) for l in lines),
+                      f"the access log has the requests in common log format ({len(lines)} lines)")
                 check(any('" 404 ' in l for l in lines), "the access log has the 404s")
                 if os.path.exists(access_log):
                     os.unlink(access_log)
             if not QUICK or backend == "auto":
+                graceful_stop_case(root, backend, network)
                 timeout_cases(root, backend, network)
                 fd_exhaustion_case(root, backend, network)
     finally:
