@@ -696,10 +696,9 @@ final class Server {
                 _ = Glibc.close(fd)   // far over the limit: no answer at all
                 return true
             }
-            if options.network == .nonblocking {
-                var one: Int32 = 1
-                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            }
+            // No Nagle delay for a response's last segment (setsockopt never blocks; direct in both modes).
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let serial = nextSerial
             nextSerial += 1
             let connection = Connection(fd: fd, serial: serial, peer: logFD >= 0 ? peerName(fd) : "",
