@@ -154,6 +154,10 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             index = slotIndex
         }
         let slot = slots[Int(index)]
+        // The handle now, while the slot is surely this call's: once the phase reads
+        // `detached`, the worker may report the call and the slot be reused (a new generation)
+        // before this thread would read it.
+        let handle = handle(of: index)
         if lazy && windowNanoseconds > 0 {
             let deadline = monotonicNanoseconds() &+ windowNanoseconds
             var spins = 0
@@ -174,7 +178,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             completions.release()
             return .completed(Result(kernelReturn: result))
         }
-        return .inProgress(handle(of: index))
+        return .inProgress(handle)
     }
 
     private enum Dispatch { case closed, handed(Int32, Int32), queued(Int32) }
