@@ -616,22 +616,21 @@ public final class UringBackend: Backend, @unchecked Sendable {
     /// caller's values, so the kernel answers as read(2)/write(2) would (EFAULT once it
     /// touches the buffer); the others answer EFAULT at once. Unknown numbers: ENOSYS.
     private func prepareUntyped(_ number: Int, _ a: SyscallArguments, into entry: inout io_uring_sqe) -> Errno? {
+        let reads = number == Int(LAIO_SYS_read) || number == Int(LAIO_SYS_pread64)
+        let positional = number == Int(LAIO_SYS_pread64) || number == Int(LAIO_SYS_pwrite64)
+        guard reads || positional || number == Int(LAIO_SYS_write) else {
+            return Operation.hasTypedForm(number) ? .badAddress : .noFunction
+        }
+        guard supported[Int((reads ? IORING_OP_READ : IORING_OP_WRITE).rawValue)] else { return .noFunction }
+        guard !positional || a.a3 >= 0 else { return .invalidArgument }
         let fd = Int32(truncatingIfNeeded: a.a0)
         // A negative count is a size_t beyond Int.max: the kernel clamps it like any huge count.
         let count = UInt32(a.a2 < 0 ? Self.maxTransfer : min(a.a2, Self.maxTransfer))
-        switch number {
-        case Int(LAIO_SYS_read), Int(LAIO_SYS_pread64):
-            guard supported[Int(IORING_OP_READ.rawValue)] else { return .noFunction }
-            let offset = number == Int(LAIO_SYS_read) ? UInt64.max : UInt64(bitPattern: Int64(a.a3))
-            guard number == Int(LAIO_SYS_read) || a.a3 >= 0 else { return .invalidArgument }
+        let offset = positional ? UInt64(a.a3) : UInt64.max  // -1: the file position
+        if reads {
             io_uring_prep_read(&entry, fd, UnsafeMutableRawPointer(bitPattern: a.a1), count, offset)
-        case Int(LAIO_SYS_write), Int(LAIO_SYS_pwrite64):
-            guard supported[Int(IORING_OP_WRITE.rawValue)] else { return .noFunction }
-            let offset = number == Int(LAIO_SYS_write) ? UInt64.max : UInt64(bitPattern: Int64(a.a3))
-            guard number == Int(LAIO_SYS_write) || a.a3 >= 0 else { return .invalidArgument }
+        } else {
             io_uring_prep_write(&entry, fd, UnsafeRawPointer(bitPattern: a.a1), count, offset)
-        default:
-            return Operation.hasTypedForm(number) ? .badAddress : .noFunction
         }
         return nil
     }

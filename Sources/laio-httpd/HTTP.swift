@@ -150,10 +150,7 @@ enum HTTPParser {
             guard let colon = field.firstIndex(of: UInt8(ascii: ":")), colon > field.startIndex else { return .failure(.badRequest) }
             let name = UnsafeRawBufferPointer(rebasing: field[..<colon])
             guard name.allSatisfy(isTokenCharacter) else { return .failure(.badRequest) }  // also refuses obs-fold
-            var valueStart = colon + 1, valueEnd = field.endIndex
-            while valueStart < valueEnd, field[valueStart] == 0x20 || field[valueStart] == 0x09 { valueStart += 1 }
-            while valueEnd > valueStart, field[valueEnd - 1] == 0x20 || field[valueEnd - 1] == 0x09 { valueEnd -= 1 }
-            let value = UnsafeRawBufferPointer(rebasing: field[valueStart..<valueEnd])
+            let value = trimmed(UnsafeRawBufferPointer(rebasing: field[(colon + 1)...]))
             guard !value.contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7f }) else { return .failure(.badRequest) }
             switch name.count {
             case 4 where equalsIgnoringCase(name, "host"):
@@ -181,8 +178,8 @@ enum HTTPParser {
         }
         // An If-Range validator is not checked here: the whole file is sent (RFC 9110 13.1.5).
         if ifRange { request.range = nil }
-        if !request.isHTTP10 && hosts != 1 { return .failure(.badRequest) }
-        if hosts > 1 { return .failure(.badRequest) }
+        // HTTP/1.1 needs exactly one Host; 1.0 at most one.
+        if hosts > 1 || (hosts == 0 && !request.isHTTP10) { return .failure(.badRequest) }
         if closeAfter { request.keepAlive = false }
         return .request(request, consumed: consumed)
     }
@@ -222,8 +219,6 @@ extension HTTPParser {
         }
         return nil
     }
-
-    struct PathError: Error { var status: Status }
 
     /// The target's path, percent-decoded and normalized: no empty or "." segments, ".."
     /// applied (above the root is 403), no NUL or control characters (400).
@@ -314,21 +309,26 @@ enum HTTPDate {
     static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    static func format(_ seconds: Int) -> String {
+    /// The broken-down UTC time of `seconds` since the epoch.
+    private static func utc(_ seconds: Int) -> tm {
         var time = seconds
         var parts = tm()
         gmtime_r(&time, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return parts
+    }
+
+    /// Two digits, zero-padded.
+    private static func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+
+    static func format(_ seconds: Int) -> String {
+        let parts = utc(seconds)
         return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 
     /// The access log's time: "27/Nov/2026:00:01:44 +0000".
     static func commonLogFormat(_ seconds: Int) -> String {
-        var time = seconds
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let parts = utc(seconds)
         return "\(two(parts.tm_mday))/\(months[Int(parts.tm_mon)])/\(parts.tm_year + 1900):"
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
     }

@@ -278,9 +278,8 @@ final class Server {
                         }
                     }
                 }
-                if count == 0 || events.isEmpty { pollLAIO(timeout: .zero) }
             } else {
-                if !acceptPaused && acceptInFlight == nil && listening && now >= acceptPausedUntil { acceptConnections() }
+                if acceptInFlight == nil { acceptConnections() }   // after a pause
                 pollLAIO(timeout: .nanoseconds(wait))
             }
         }
@@ -299,13 +298,8 @@ final class Server {
             switch purpose {
             case let .connection(connection):
                 connection.inFlight = nil
-                if connection.cancelled {
-                    connection.phase = .close
-                    drive(connection)
-                } else {
-                    finish(connection, completion.result)
-                    drive(connection)
-                }
+                if connection.cancelled { connection.phase = .close } else { finish(connection, completion.result) }
+                drive(connection)
             case .accept:
                 acceptInFlight = nil
                 acceptDone(completion.result)
@@ -370,10 +364,7 @@ final class Server {
             if options.network == .laio {
                 return issue(.recv(fd: c.fd, buffer: free, flags: 0), for: .connection(c))
             }
-            let received = recv(c.fd, free.baseAddress, free.count, Int32(MSG_DONTWAIT))
-            if received >= 0 { return .success(received) }
-            if errno == EAGAIN || errno == EWOULDBLOCK { c.waitingForSocket = true; return nil }
-            return .failure(Errno(rawValue: errno))
+            return socketResult(c, recv(c.fd, free.baseAddress, free.count, Int32(MSG_DONTWAIT)))
         case .open:
             guard c.path.count <= Connection.pathCapacity else { return .failure(Errno(rawValue: ENAMETOOLONG)) }
             c.path.withUnsafeBufferPointer { c.pathBuffer.update(from: $0.baseAddress!, count: $0.count) }
@@ -388,22 +379,27 @@ final class Server {
             return issue(.pread(fd: c.file, buffer: UnsafeMutableRawBufferPointer(rebasing: body[..<count]), offset: c.fileOffset),
                          for: .connection(c))
         case .send:
-            c.message.pointee.msg_iov = c.vectors
-            c.message.pointee.msg_iovlen = c.vectors[1].iov_len > 0 ? 2 : 1
-            if c.vectors[0].iov_len == 0 {
-                c.message.pointee.msg_iov = c.vectors + 1
-                c.message.pointee.msg_iovlen = 1
-            }
+            // The header vector, once sent, is skipped; the body vector is there while it has bytes.
+            let first = c.vectors[0].iov_len == 0 ? 1 : 0
+            c.message.pointee.msg_iov = c.vectors + first
+            c.message.pointee.msg_iovlen = (c.vectors[1].iov_len > 0 ? 2 : 1) - first
             if options.network == .laio {
                 return issue(.sendmsg(fd: c.fd, message: c.message, flags: Int32(MSG_NOSIGNAL)), for: .connection(c))
             }
-            let sent = sendmsg(c.fd, c.message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-            if sent >= 0 { return .success(sent) }
-            if errno == EAGAIN || errno == EWOULDBLOCK { c.waitingForSocket = true; return nil }
-            return .failure(Errno(rawValue: errno))
+            return socketResult(c, sendmsg(c.fd, c.message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)))
         case .parse, .done, .close:
             return .success(0)
         }
+    }
+
+    /// A non-blocking socket call's answer: its result, or nil (waiting for epoll) on EAGAIN.
+    func socketResult(_ c: Connection, _ answer: Int) -> Result<Int, Errno>? {
+        if answer >= 0 { return .success(answer) }
+        if errno == EAGAIN || errno == EWOULDBLOCK {
+            c.waitingForSocket = true
+            return nil
+        }
+        return .failure(Errno(rawValue: errno))
     }
 
     /// Takes the result of the connection's phase and moves it on.
@@ -678,11 +674,7 @@ final class Server {
                 // Out of descriptors or memory: stop accepting for a moment; the backlog waits.
                 report("accept: \(error); pausing accepts for 100 ms")
                 acceptPausedUntil = monotonicNanoseconds() + 100_000_000
-                if epollFD >= 0 && !listenerUnwatched {
-                    // Level-triggered, the listener would wake epoll_wait at once, again and again.
-                    _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, nil)
-                    listenerUnwatched = true
-                }
+                unwatchListener()
                 return false
             case ECANCELED, EBADF, EINVAL:
                 return false
@@ -717,6 +709,14 @@ final class Server {
         }
     }
 
+    /// Takes the listener out of epoll (nonblocking mode) while accepts pause or once
+    /// stopping: level-triggered, it would wake epoll_wait at once, again and again.
+    func unwatchListener() {
+        guard epollFD >= 0 && !listenerUnwatched else { return }
+        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, nil)
+        listenerUnwatched = true
+    }
+
     func watch(_ fd: Int32, data: UInt64, events: UInt32) {
         var event = epoll_event()
         event.events = events
@@ -731,14 +731,16 @@ final class Server {
     func sweep(_ now: Int64) {
         nextSweep = now + min(max(idleNanoseconds / 4, 10_000_000), 250_000_000)
         for connection in connections.values where connection.deadline <= now && !connection.closed {
-            connection.phase = .close
-            if connection.inFlight != nil {
-                closeConnection(connection)   // cancels; closes when the call is reported
-            } else if connection.waitingForSocket {
-                connection.waitingForSocket = false
-                closeConnection(connection)
-            }
+            abandon(connection)
         }
+    }
+
+    /// Closes a connection that waits (for LAIO or for its socket) without waiting more; a
+    /// call in flight is cancelled and the connection closes when it is reported.
+    func abandon(_ c: Connection) {
+        c.phase = .close
+        c.waitingForSocket = false
+        closeConnection(c)
     }
 
     func armSignal() {
@@ -763,16 +765,9 @@ final class Server {
         report("stopping: no new connections; finishing \(connections.count) open ones")
         listening = false
         if let handle = acceptInFlight { try? laio.cancel(handle) }
-        if epollFD >= 0 && !listenerUnwatched {
-            _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, nil)
-            listenerUnwatched = true
-        }
+        unwatchListener()
         for connection in connections.values where connection.phase == .receive && connection.inputCount == 0 {
-            connection.phase = .close
-            if connection.inFlight != nil { closeConnection(connection) } else if connection.waitingForSocket {
-                connection.waitingForSocket = false
-                closeConnection(connection)
-            }
+            abandon(connection)
         }
     }
 
