@@ -3,64 +3,83 @@ import Glibc
 #endif
 import LAIO
 
-/// `laio-demo --fio`: cold random 4 KiB reads through `auto` against fio on the same file,
-/// alternating run by run, with the file's pages dropped before every run. With io_uring
-/// available the peer is fio's io_uring engine at iodepth 32; when io_uring cannot be used
-/// (for example under tools/no-io-uring) it is fio's psync engine with 32 jobs, and `auto`
-/// runs on its thread pool. Both keep 32 reads in flight.
+/// `laio-demo --fio`: cold random 4 KiB reads with 1, 8 and 32 in flight, through every
+/// LAIO backend and through fio's io_uring, psync and posixaio engines, on the same file
+/// with its pages dropped before every run. fio keeps `depth` reads in flight with
+/// `--iodepth` (io_uring, posixaio) or with `depth` jobs of one read each (psync, which
+/// blocks). The peers and backends alternate within each run; each figure is the median of
+/// `--runs` runs, each ratio the median of the per-run ratios to fio's io_uring (psync when
+/// io_uring cannot be used here).
 func fioComparison(_ options: Options) throws {
-    let reads = options.quick ? 5_000 : 20_000
+    let reads = options.quick ? 2_000 : 8_000
+    let depths = [1, 8, 32]
     let file = try TestFile(path: "\(options.directory)/laio-demo-cold.dat", size: 1024 << 20)
     guard let version = try? shell("fio --version").first else {
         throw DemoError("fio is not installed (apt-get install fio)")
     }
-    let laio = try Context(backend: .auto)
-    let peer = laio.uringUnavailableReason == nil
-        ? (engine: "io_uring", jobs: 1, depth: 32)
-        : (engine: "psync", jobs: 32, depth: 1)
-    print("laio-demo --fio: \(reads) random 4 KiB reads per run in a \(file.size >> 20) MiB file, 32 in flight, pages dropped")
-    print("before every run; \(options.runs) runs, alternating \(version) (\(peer.engine), \(peer.jobs) job(s), iodepth \(peer.depth))")
-    print("and LAIO auto. auto: \(laio.details)\n")
+    let engines = ["io_uring", "psync", "posixaio"]
+    var contexts: [(BackendKind, Context)] = []
+    var unavailable: [String] = []
+    for kind in options.backends {
+        do { contexts.append((kind, try Context(backend: kind))) } catch { unavailable.append("\(kind): \(error)") }
+    }
+    defer { for (_, laio) in contexts { laio.close() } }
+    print("laio-demo --fio: \(reads) random 4 KiB reads per run in a \(file.size >> 20) MiB file, pages dropped before")
+    print("every run; \(options.runs) run(s), medians; \(version) with --ioengine=io_uring and posixaio at --iodepth=D,")
+    print("psync with D jobs. LAIO keeps D reads in flight (blocking completes each one inline, so 1).\n")
 
     let fd = try file.open()
     defer { close(fd) }
     _ = posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM)  // as fio does for random reads: no readahead
-    // Without io_uring, auto's pool parks idle workers at once; the default pool (idle
-    // workers spin 20 µs) runs beside it to show what that choice is worth.
-    let spinning = laio.uringUnavailableReason == nil ? nil : try Context(backend: .auto, threads: ThreadPoolSettings())
+    let columns = engines.map { "fio \($0)" } + contexts.map { "LAIO \($0.0)" }
     var rows: [[String]] = []
-    var ratios: [Double] = [], ours: [Double] = [], theirs: [Double] = [], spinningRatios: [Double] = []
-    for run in 0..<options.runs {
-        progress("run \(run + 1) of \(options.runs)")
-        try file.dropCache()
-        let fio = try fioRandomReads(path: file.path, engine: peer.engine, jobs: peer.jobs, depth: peer.depth, reads: reads)
-        try file.dropCache()
-        let offsets = randomOffsets(count: reads, fileSize: file.size, seed: 1000 + UInt64(run))
-        let auto = try randomReads(laio, fd: fd, offsets: offsets, depth: 32)
-        ours.append(auto)
-        theirs.append(fio)
-        ratios.append(auto / fio)
-        rows.append(["\(run + 1)", format(fio), format(auto), format(auto / fio, 2)])
-        if let spinning {
-            try file.dropCache()
-            let other = try randomReads(spinning, fd: fd, offsets: offsets, depth: 32)
-            spinningRatios.append(other / fio)
-            rows[rows.count - 1].append(format(other / fio, 2))
+    var failures: [String: String] = [:]
+    for depth in depths {
+        var figures: [String: [Double]] = [:]
+        for run in 0..<options.runs {
+            progress("\(depth) in flight, run \(run + 1) of \(options.runs)")
+            for engine in engines {
+                try file.dropCache()
+                do {
+                    let psync = engine == "psync"
+                    figures["fio \(engine)", default: []].append(try fioRandomReads(
+                        path: file.path, engine: engine, jobs: psync ? depth : 1, depth: psync ? 1 : depth, reads: reads))
+                } catch {
+                    failures["fio \(engine)"] = "\(error)"
+                }
+            }
+            let offsets = randomOffsets(count: reads, fileSize: file.size, seed: 1000 + UInt64(run) * 31 + UInt64(depth))
+            for (kind, laio) in contexts {
+                try file.dropCache()
+                figures["LAIO \(kind)", default: []].append(try randomReads(laio, fd: fd, offsets: offsets, depth: depth))
+            }
         }
+        let reference = figures["fio io_uring"].map { $0.count == options.runs ? $0 : [] } ?? []
+        let base = reference.isEmpty ? figures["fio psync"] ?? [] : reference
+        var row = ["\(depth)"] + columns.map { figures[$0].map { format(median($0)) } ?? "-" }
+        for (kind, _) in contexts where kind == .auto {
+            let ours = figures["LAIO auto"] ?? []
+            let ratios = zip(ours, base).map { $0 / $1 }
+            row.append(ratios.isEmpty ? "-" : format(median(ratios), 2))
+        }
+        rows.append(row)
     }
-    rows.append(["median", format(median(theirs)), format(median(ours)), format(median(ratios), 2)]
-                 + (spinning == nil ? [] : [format(median(spinningRatios), 2)]))
-    printTable(["run", "fio \(peer.engine) reads/s", "LAIO auto reads/s", "auto / fio"]
-               + (spinning == nil ? [] : ["auto, pool spinning 20 µs / fio"]), rows)
-    print("\nThe median ratio is the median of the per-run ratios.")
-    print("auto's routes for this workload: pread: \(laio.route(for: .pread))")
-    if let statistics = laio.statistics { print("auto's counts: \(statistics)") }
+    let referenceName = failures["fio io_uring"] == nil ? "fio io_uring" : "fio psync"
+    let ratioColumn = contexts.contains { $0.0 == .auto } ? ["auto / \(referenceName)"] : []
+    printTable(["in flight"] + columns.map { "\($0) reads/s" } + ratioColumn, rows,
+               title: "Cold random 4 KiB reads against fio")
+    for (name, reason) in failures.sorted(by: { $0.key < $1.key }) { print("not measured: \(name): \(reason)") }
+    for line in unavailable { print("not measured: \(line)") }
+    for (kind, laio) in contexts where kind == .auto {
+        print("auto: \(laio.details); pread: \(laio.route(for: .pread))")
+        if let statistics = laio.statistics { print("auto's counts: \(statistics)") }
+    }
 }
 
 /// Runs fio's random-read job and returns its reads per second.
 func fioRandomReads(path: String, engine: String, jobs: Int, depth: Int, reads: Int) throws -> Double {
     let command = "fio --name=cold --filename=\(path) --readonly --rw=randread --bs=4k --ioengine=\(engine)"
-        + " --iodepth=\(depth) --numjobs=\(jobs) --thread --number_ios=\(reads / jobs) --norandommap --randrepeat=0"
+        + " --iodepth=\(depth) --numjobs=\(jobs) --thread --number_ios=\(max(1, reads / jobs)) --norandommap --randrepeat=0"
         + " --invalidate=1 --group_reporting --output-format=terse --terse-version=3"
     // Terse version 3: field 8 (index 7) is the read IOPS of the group.
     for line in try shell(command) where line.hasPrefix("3;") {

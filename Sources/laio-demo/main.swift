@@ -1,13 +1,14 @@
 // laio-demo: runs the same workloads on every backend and prints a comparison table.
 //
 //   laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N]
-//             [--dir DIR] [--tune | --fio]
+//             [--dir DIR] [--tune | --fio] [--json FILE]
 //
 // Workloads: cached 4 KiB preads (against pread(2) in the same run), cold random 4 KiB
 // reads with 32 in flight (pages dropped with POSIX_FADV_DONTNEED before each run) and
 // pipe round trips through an echo thread. Each figure is the median of --runs runs.
 // --tune sweeps the thread pool's lazy window and worker count instead; --fio compares
-// auto's cold random reads with fio's (see FioComparison.swift).
+// cold random reads through every backend with fio's engines at 1, 8 and 32 in flight (see
+// FioComparison.swift). --json FILE also writes the tables printed, for reports.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,6 +21,7 @@ struct Options {
     var directory = "/var/tmp"
     var tune = false
     var fio = false
+    var json: String?
 
     init(_ arguments: [String]) throws {
         var rest = arguments[...]
@@ -39,8 +41,11 @@ struct Options {
                 directory = value
             case "--tune": tune = true
             case "--fio": fio = true
+            case "--json":
+                guard let value = rest.popFirst() else { throw DemoError("--json needs a file") }
+                json = value
             case "-h", "--help":
-                print("usage: laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N] [--dir DIR] [--tune | --fio]")
+                print("usage: laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N] [--dir DIR] [--tune | --fio] [--json FILE]")
                 exit(0)
             default: throw DemoError("unknown argument '\(argument)' (try --help)")
             }
@@ -61,7 +66,11 @@ func format(_ value: Double, _ digits: Int = 0) -> String {
     return digits == 0 ? String(Int(rounded)) : String(rounded)
 }
 
-func printTable(_ header: [String], _ rows: [[String]]) {
+/// The tables printed so far, for --json. Only the main thread prints tables.
+nonisolated(unsafe) var printedTables: [(title: String, header: [String], rows: [[String]])] = []
+
+func printTable(_ header: [String], _ rows: [[String]], title: String = "") {
+    printedTables.append((title, header, rows))
     let widths = header.indices.map { column in
         max(header[column].count, rows.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0) + 2
     }
@@ -79,7 +88,7 @@ func compare(_ options: Options) throws {
     let coldReads = options.quick ? 1_000 : 3_000
     let roundTrips = options.quick ? 2_000 : 5_000
     let cachedFile = try TestFile(path: "\(options.directory)/laio-demo-cached.dat", size: 64 << 20)
-    let coldFile = try TestFile(path: "\(options.directory)/laio-demo-cold.dat", size: (options.quick ? 256 : 1024) << 20)
+    let coldFile = try TestFile(path: "\(options.directory)/laio-demo-cold.dat", size: 1024 << 20)
     try cachedFile.warm()
     let cachedFD = try cachedFile.open()
     let coldFD = try coldFile.open()
@@ -137,7 +146,8 @@ func compare(_ options: Options) throws {
                      format(median(cold)), format(median(cold) / rawColdMedian, 2), format(median(pipes), 1)])
         laio.close()
     }
-    printTable(["backend", "cached pread ns/call", "vs raw", "sync %", "cold reads/s", "vs raw", "pipe RTT us"], rows)
+    printTable(["backend", "cached pread ns/call", "vs raw", "sync %", "cold reads/s", "vs raw", "pipe RTT us"], rows,
+               title: "Backends on cached reads, cold reads and pipes")
     print("\n'vs raw' for cached reads is the median of per-run ratios to pread(2) measured right after each run.")
     for line in setups { print("setup of \(line)") }
     for line in routes { print("routes of \(line)") }
@@ -196,9 +206,35 @@ func tune(_ options: Options) throws {
     try sweep("workers", [2, 4, 8, 16, 32, 64], unit: "") { $0.workers = $1 }
 }
 
+/// Writes `printedTables` as JSON: [{"title": ..., "header": [...], "rows": [[...]]}].
+func writeTables(to path: String) throws {
+    func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+    func list(_ items: [String]) -> String { "[" + items.joined(separator: ", ") + "]" }
+    let tables = printedTables.map { table in
+        "{\"title\": \(quoted(table.title)), \"header\": \(list(table.header.map(quoted))), \"rows\": "
+            + list(table.rows.map { list($0.map(quoted)) }) + "}"
+    }
+    let text = list(tables) + "\n"
+    guard let file = fopen(path, "w") else { throw DemoError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    defer { fclose(file) }
+    guard fputs(text, file) >= 0 else { throw DemoError("cannot write \(path)") }
+}
+
 do {
     let options = try Options(Array(CommandLine.arguments.dropFirst()))
     if options.tune { try tune(options) } else if options.fio { try fioComparison(options) } else { try compare(options) }
+    if let path = options.json { try writeTables(to: path) }
 } catch {
     printError("laio-demo: \(error)")
     exit(1)

@@ -1,0 +1,827 @@
+#!/usr/bin/env python3
+"""The web-server comparison of swift-laio, after the LAIO paper's design.
+
+A SPECweb99-like static file set (four size classes requested 35/50/14/1 percent, Zipf
+within a class, directories scaled with the set's size) is generated from a seed; wrk
+(Benchmarks/web/specweb.lua) asks for it at several connection counts from laio-httpd with
+every backend and network mode and from nginx (one worker) with `aio threads` and with aio
+off, in two regimes:
+
+- cached: the whole set is read once first, so every request is a page-cache hit;
+- disk-bound: the set's pages are dropped and the server runs in a memory cgroup whose cap
+  is far below the set, so requests outside the hot few megabytes go to the disk. The disk
+  reads during each run are counted from /proc/diskstats.
+
+Servers alternate within each run; with --runs N each figure is the median of N runs and
+each ratio the median of the per-run ratios. Results (JSON, CSV), a Markdown report and
+SVG plots go into the results folder. Called by scripts/bench, which builds and installs
+first; `--help` lists the options.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLASS_MIX = [0.35, 0.50, 0.14, 0.01]          # share of requests per size class
+CLASS_UNIT = [102.4, 1024, 10240, 102400]     # file k (1...9) of class c is k * unit bytes
+FILES_PER_CLASS = 9
+PATTERN = "/dir%05d/class%d_%d"
+LAIO_CONFIGS = [("auto", "nonblocking"), ("auto", "laio"), ("uring", "nonblocking"), ("uring", "laio"),
+                ("threads", "nonblocking"), ("threads", "laio"), ("blocking", "nonblocking")]
+NGINX_CONFIGS = ["nginx-aio-threads", "nginx-aio-off"]
+
+
+def progress(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def server_names(selected):
+    names = [f"laio-httpd/{b}/{n}" for b, n in LAIO_CONFIGS] + NGINX_CONFIGS
+    if not selected:
+        return names
+    unknown = [s for s in selected if s not in names]
+    if unknown:
+        sys.exit(f"webbench: unknown server(s) {', '.join(unknown)}; the servers are: {', '.join(names)}")
+    return [n for n in names if n in selected]
+
+
+# ---------------------------------------------------------------------------------------
+# The file set
+
+def file_size(size_class, number):
+    return int(round((number + 1) * CLASS_UNIT[size_class]))
+
+
+def directory_bytes():
+    return sum(file_size(c, k) for c in range(4) for k in range(FILES_PER_CLASS))
+
+
+def zipf_cumulative(count):
+    weights = [1.0 / (i + 1) for i in range(count)]
+    total = sum(weights)
+    cumulative, running = [], 0.0
+    for w in weights:
+        running += w / total
+        cumulative.append(running)
+    cumulative[-1] = 1.0
+    return cumulative
+
+
+def make_file_set(root, seed, directories):
+    """Writes the set under root unless a set of the same seed and size is there already."""
+    stamp = os.path.join(root, ".laio-web-set")
+    wanted = f"seed={seed} directories={directories} version=1\n"
+    if os.path.exists(stamp) and open(stamp).read() == wanted:
+        return
+    progress(f"generating the file set: {directories} directories, "
+             f"{directories * directory_bytes() / 2**20:.0f} MiB, seed {seed}")
+    if os.path.exists(root):
+        shutil.rmtree(root)
+    os.makedirs(root)
+    for d in range(directories):
+        path = os.path.join(root, "dir%05d" % d)
+        os.mkdir(path)
+        for c in range(4):
+            for k in range(FILES_PER_CLASS):
+                size = file_size(c, k)
+                block = random.Random(f"{seed}/{d}/{c}/{k}").randbytes(min(size, 8192))
+                data = (block * (size // len(block) + 1))[:size]
+                with open(os.path.join(path, "class%d_%d" % (c, k)), "wb") as f:
+                    f.write(data)
+    os.sync()
+    with open(stamp, "w") as f:
+        f.write(wanted)
+    os.chmod(root, 0o755)
+
+
+def set_files(root, directories):
+    for d in range(directories):
+        for c in range(4):
+            for k in range(FILES_PER_CLASS):
+                yield os.path.join(root, "dir%05d" % d, "class%d_%d" % (c, k))
+
+
+def write_mix(path, directories):
+    """The Lua tables specweb.lua draws requests from."""
+    def lua_list(values):
+        return "{" + ", ".join(f"{v:.9f}" for v in values) + "}"
+    classes, running = [], 0.0
+    for share in CLASS_MIX:
+        running += share
+        classes.append(running)
+    classes[-1] = 1.0
+    with open(path, "w") as f:
+        f.write("return {\n")
+        f.write(f'  pattern = "{PATTERN}",\n')
+        f.write(f"  classes = {lua_list(classes)},\n")
+        f.write(f"  directories = {lua_list(zipf_cumulative(directories))},\n")
+        f.write(f"  files = {lua_list(zipf_cumulative(FILES_PER_CLASS))},\n")
+        f.write("}\n")
+
+
+def expected_response_bytes(directories):
+    """Mean body size of the mix, to check wrk's byte counts against."""
+    d = zipf_cumulative(FILES_PER_CLASS)
+    file_share = [d[0]] + [d[i] - d[i - 1] for i in range(1, FILES_PER_CLASS)]
+    return sum(CLASS_MIX[c] * file_share[k] * file_size(c, k) for c in range(4) for k in range(FILES_PER_CLASS))
+
+
+def warm(root, directories):
+    for path in set_files(root, directories):
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+
+
+def drop(root, directories):
+    for path in set_files(root, directories):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------
+# Disk reads and the memory cgroup
+
+def disk_of(path):
+    """The /proc/diskstats name of the block device holding path, or None."""
+    device = os.stat(path).st_dev
+    major, minor = os.major(device), os.minor(device)
+    with open("/proc/diskstats") as f:
+        for line in f:
+            fields = line.split()
+            if int(fields[0]) == major and int(fields[1]) == minor:
+                return fields[2]
+    return None
+
+
+def disk_reads(name):
+    """(reads completed, bytes read) of the device so far."""
+    with open("/proc/diskstats") as f:
+        for line in f:
+            fields = line.split()
+            if fields[2] == name:
+                return int(fields[3]), int(fields[5]) * 512
+    return 0, 0
+
+
+class MemoryCage:
+    """A memory cgroup (v1 memory controller, else v2) capping its processes' page cache."""
+
+    def __init__(self, limit_bytes):
+        self.limit = limit_bytes
+        self.path = None
+        self.reason = None
+        if os.geteuid() != 0:
+            self.reason = "not root: a memory cgroup cannot be made (run as root for the disk-bound regime)"
+            return
+        base = None
+        v1 = "/sys/fs/cgroup/memory"
+        if os.path.exists(os.path.join(v1, "memory.limit_in_bytes")):
+            own = "/"
+            with open("/proc/self/cgroup") as f:
+                for line in f:
+                    _, controllers, where = line.rstrip("\n").split(":", 2)
+                    if "memory" in controllers.split(","):
+                        own = where
+            base, self.limit_file, self.version = v1 + own, "memory.limit_in_bytes", 1
+        elif os.path.exists("/sys/fs/cgroup/cgroup.controllers") and \
+                "memory" in open("/sys/fs/cgroup/cgroup.controllers").read().split():
+            base, self.limit_file, self.version = "/sys/fs/cgroup", "memory.max", 2
+        else:
+            self.reason = "no cgroup memory controller (neither v1 /sys/fs/cgroup/memory nor v2 memory)"
+            return
+        path = os.path.join(base, f"laio-webbench-{os.getpid()}")
+        try:
+            os.mkdir(path)
+            with open(os.path.join(path, self.limit_file), "w") as f:
+                f.write(str(limit_bytes))
+        except OSError as error:
+            self.reason = f"cannot make a memory cgroup at {path}: {error}"
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+            return
+        self.path = path
+
+    def enter(self):
+        """For preexec_fn: moves the calling (child) process into the cgroup."""
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+    def figures(self):
+        """Current memory figures of the cgroup, by name."""
+        result = {}
+        if self.version == 1:
+            for name in ("memory.usage_in_bytes", "memory.max_usage_in_bytes", "memory.failcnt"):
+                with open(os.path.join(self.path, name)) as f:
+                    result[name.split(".", 1)[1]] = int(f.read())
+            with open(os.path.join(self.path, "memory.stat")) as f:
+                for line in f:
+                    key, value = line.split()
+                    if key in ("cache", "rss"):
+                        result[key] = int(value)
+        else:
+            with open(os.path.join(self.path, "memory.current")) as f:
+                result["usage_in_bytes"] = int(f.read())
+            with open(os.path.join(self.path, "memory.stat")) as f:
+                for line in f:
+                    key, value = line.split()
+                    if key in ("file", "anon"):
+                        result[{"file": "cache", "anon": "rss"}[key]] = int(value)
+        return result
+
+    def reset_peak(self):
+        if self.version == 1:
+            for name in ("memory.max_usage_in_bytes", "memory.failcnt"):
+                try:
+                    with open(os.path.join(self.path, name), "w") as f:
+                        f.write("0")
+                except OSError:
+                    pass
+
+    def remove(self):
+        if self.path:
+            for _ in range(50):
+                try:
+                    os.rmdir(self.path)
+                    return
+                except OSError:
+                    time.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------------------
+# Servers
+
+NGINX_CONF = """worker_processes 1;
+daemon off;
+master_process on;
+error_log {work}/nginx-error.log;
+pid {work}/nginx.pid;
+{thread_pool}
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    sendfile on;
+    {aio}
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    default_type application/octet-stream;
+    server {{ listen {host}:{port} reuseport; root {root}; }}
+}}
+"""
+
+
+class Server:
+    def __init__(self, name, args, work, root, port, cage=None):
+        self.name, self.port = name, port
+        self.log = open(os.path.join(work, name.replace("/", "-") + ".log"), "w")
+        if name.startswith("nginx"):
+            conf = os.path.join(work, name + ".conf")
+            threads = name == "nginx-aio-threads"
+            with open(conf, "w") as f:
+                f.write(NGINX_CONF.format(
+                    work=work, host="127.0.0.1", port=port, root=root,
+                    thread_pool="thread_pool default threads=32 max_queue=65536;" if threads else "",
+                    aio="aio threads;" if threads else "aio off;"))
+            command = [args.nginx, "-c", conf]
+        else:
+            _, backend, network = name.split("/")
+            command = [args.httpd, "--root", root, "--port", str(port), "--backend", backend,
+                       "--network", network, "--max-connections", "8192", "--idle-timeout", "120"]
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
+                                        preexec_fn=cage.enter if cage else None)
+        deadline = time.monotonic() + 10
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{name} exited at start (status {self.process.returncode}); "
+                                   f"see {self.log.name}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{name} did not listen on port {port} within 10 s")
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+
+def run_wrk(args, mix, port, connections, seconds, seed):
+    env = dict(os.environ, LAIO_WEB_MIX=mix, LAIO_WEB_SEED=str(seed))
+    command = [args.wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+               "-s", os.path.join(HERE, "specweb.lua"), f"http://127.0.0.1:{port}/"]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    for line in output.stdout.splitlines():
+        if line.startswith("LAIO-WEB "):
+            return json.loads(line[len("LAIO-WEB "):])
+    raise RuntimeError(f"wrk gave no figures (status {output.returncode}): {output.stderr.strip()}")
+
+
+# ---------------------------------------------------------------------------------------
+# The runs
+
+def measure(args, work, root, mix, regime, servers, cage, disk, results):
+    seconds = args.seconds if regime == "cached" else args.disk_seconds
+    total = args.runs * len(servers) * len(args.connections)
+    done = 0
+    for run in range(1, args.runs + 1):
+        order = servers if run % 2 else list(reversed(servers))   # alternate who goes first
+        for name in order:
+            if regime == "disk":
+                drop(root, args.directories)
+            port = args.port + (0 if name.startswith("nginx") else 1)
+            try:
+                server = Server(name, args, work, root, port, cage if regime == "disk" else None)
+            except RuntimeError as error:
+                progress(f"{regime}: {error}")
+                results.append({"regime": regime, "server": name, "run": run, "error": str(error)})
+                done += len(args.connections)
+                continue
+            try:
+                for connections in args.connections:
+                    done += 1
+                    if regime == "disk":
+                        # Fill the cage's cache to its steady state before measuring.
+                        if args.warmup > 0:
+                            run_wrk(args, mix, port, connections, args.warmup, args.seed + 1000 + run)
+                        cage.reset_peak()
+                    before = disk_reads(disk) if disk else (0, 0)
+                    figures = run_wrk(args, mix, port, connections, seconds, args.seed + run)
+                    after = disk_reads(disk) if disk else (0, 0)
+                    seconds_run = figures["duration_us"] / 1e6
+                    row = {
+                        "regime": regime, "server": name, "run": run, "connections": connections,
+                        "seconds": round(seconds_run, 3),
+                        "requests_per_s": figures["requests"] / seconds_run,
+                        "mb_per_s": figures["bytes"] / seconds_run / 1e6,
+                        "latency_p50_ms": figures["latency_p50_us"] / 1000,
+                        "latency_p90_ms": figures["latency_p90_us"] / 1000,
+                        "latency_p99_ms": figures["latency_p99_us"] / 1000,
+                        "latency_max_ms": figures["latency_max_us"] / 1000,
+                        "requests": figures["requests"], "bytes": figures["bytes"],
+                        "errors": sum(v for k, v in figures.items() if k.startswith("errors_")),
+                        "disk_reads": after[0] - before[0], "disk_mb": (after[1] - before[1]) / 1e6,
+                    }
+                    if regime == "disk":
+                        memory = cage.figures()
+                        row.update({"cgroup_cache_mb": memory.get("cache", 0) / 2**20,
+                                    "cgroup_rss_mb": memory.get("rss", 0) / 2**20,
+                                    "cgroup_failcnt": memory.get("failcnt", 0)})
+                    if row["errors"]:
+                        progress(f"  {name}: {row['errors']} errors ({figures})")
+                    results.append(row)
+                    progress(f"{regime} [{done}/{total}] run {run} {name} c={connections}: "
+                             f"{row['requests_per_s']:.0f} req/s, {row['mb_per_s']:.1f} MB/s, "
+                             f"p99 {row['latency_p99_ms']:.1f} ms"
+                             + (f", {row['disk_reads']} disk reads" if regime == "disk" else ""))
+            finally:
+                status = server.stop()
+                if status not in (0, None) and not name.startswith("nginx"):
+                    progress(f"  {name} exited with status {status}; see {server.log.name}")
+
+
+# ---------------------------------------------------------------------------------------
+# Summaries: medians per point, ratios to nginx from the same runs
+
+def summarize(results, regime, servers, connections):
+    rows = [r for r in results if r.get("regime") == regime and "error" not in r]
+    by = {}
+    for r in rows:
+        by.setdefault((r["server"], r["connections"]), {})[r["run"]] = r
+    summary = []
+    for c in connections:
+        for name in servers:
+            runs = by.get((name, c))
+            if not runs:
+                continue
+            def med(key):
+                return statistics.median(r[key] for r in runs.values())
+
+            def ratio(peer, key):
+                base = by.get((peer, c), {})
+                values = [runs[k][key] / base[k][key] for k in runs if k in base and base[k][key] > 0]
+                return statistics.median(values) if values else None
+            summary.append({
+                "regime": regime, "server": name, "connections": c, "runs": len(runs),
+                "requests_per_s": med("requests_per_s"), "mb_per_s": med("mb_per_s"),
+                "latency_p50_ms": med("latency_p50_ms"), "latency_p99_ms": med("latency_p99_ms"),
+                "disk_reads_per_s": statistics.median(r["disk_reads"] / r["seconds"] for r in runs.values()),
+                "errors": sum(r["errors"] for r in runs.values()),
+                "vs_nginx_aio_threads": ratio("nginx-aio-threads", "requests_per_s"),
+                "vs_nginx_aio_off": ratio("nginx-aio-off", "requests_per_s"),
+                "mb_vs_nginx_aio_threads": ratio("nginx-aio-threads", "mb_per_s"),
+                "p50_vs_nginx_aio_threads": ratio("nginx-aio-threads", "latency_p50_ms"),
+                "p99_vs_nginx_aio_threads": ratio("nginx-aio-threads", "latency_p99_ms"),
+                "vs_blocking": ratio("laio-httpd/blocking/nonblocking", "requests_per_s"),
+            })
+    return summary
+
+
+def fmt(value, digits=0):
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}" if digits else f"{value:,.0f}"
+
+
+def table(summary, regime):
+    header = ["connections", "server", "req/s", "MB/s", "p50 ms", "p99 ms"]
+    if regime == "disk":
+        header.append("disk reads/s")
+    header += ["req/s vs nginx aio threads", "vs nginx aio off", "p99 vs nginx aio threads"]
+    lines = []
+    for s in summary:
+        line = [str(s["connections"]), s["server"], fmt(s["requests_per_s"]), fmt(s["mb_per_s"], 1),
+                fmt(s["latency_p50_ms"], 2), fmt(s["latency_p99_ms"], 2)]
+        if regime == "disk":
+            line.append(fmt(s["disk_reads_per_s"]))
+        line += [fmt(s["vs_nginx_aio_threads"], 2), fmt(s["vs_nginx_aio_off"], 2), fmt(s["p99_vs_nginx_aio_threads"], 2)]
+        lines.append(line)
+    return header, lines
+
+
+def markdown_table(header, lines):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def text_table(header, lines):
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(header)),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) for line in lines]
+    return "\n".join(out)
+
+
+def targets(summaries):
+    """The issue's targets, at each connection count, from the same runs."""
+    out = []
+    def point(regime, server, c):
+        for s in summaries.get(regime, []):
+            if s["server"] == server and s["connections"] == c:
+                return s
+        return None
+    for regime, checks in (
+            ("disk", [("vs_blocking", 1.24, "its own blocking backend"),
+                      ("vs_nginx_aio_threads", 1.0, "nginx aio threads")]),
+            ("cached", [("vs_nginx_aio_threads", 0.9, "nginx aio threads"),
+                        ("vs_nginx_aio_off", 0.9, "nginx aio off")])):
+        counts = sorted({s["connections"] for s in summaries.get(regime, [])})
+        for network in ("nonblocking", "laio"):
+            server = f"laio-httpd/auto/{network}"
+            for key, goal, peer in checks:
+                figures = []
+                for c in counts:
+                    s = point(regime, server, c)
+                    if s and s[key] is not None:
+                        figures.append(f"c={c}: {s[key]:.2f}{'' if s[key] >= goal else ' (missed)'}")
+                if figures:
+                    out.append(f"{regime}: {server} vs {peer} (target >= {goal}): " + ", ".join(figures))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# SVG plots
+
+COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def nice_ceiling(value):
+    if value <= 0:
+        return 1
+    magnitude = 10 ** (len(str(int(value))) - 1)
+    for step in (1, 2, 2.5, 5, 10):
+        if step * magnitude >= value:
+            return step * magnitude
+    return 10 * magnitude
+
+
+def svg_escape(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def line_plot(path, title, series, x_values, y_label):
+    """series: [(name, {x: y})]; x on a log2-spaced axis of the given values."""
+    width, height, left, right, top, bottom = 860, 420, 80, 250, 40, 50
+    plot_w, plot_h = width - left - right, height - top - bottom
+    top_value = nice_ceiling(max([y for _, points in series for y in points.values()] or [1]) * 1.05)
+    xs = sorted(x_values)
+
+    def x_of(x):
+        return left + (plot_w * xs.index(x) / (len(xs) - 1) if len(xs) > 1 else plot_w / 2)
+
+    def y_of(y):
+        return top + plot_h * (1 - y / top_value)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{left}" y="24" font-size="15" font-weight="bold">{svg_escape(title)}</text>']
+    for i in range(6):
+        value = top_value * i / 5
+        y = y_of(value)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,.0f}</text>')
+    for x in xs:
+        parts.append(f'<text x="{x_of(x):.1f}" y="{top + plot_h + 18}" text-anchor="middle">{x}</text>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 8}" text-anchor="middle">connections</text>')
+    parts.append(f'<text x="16" y="{top + plot_h / 2}" text-anchor="middle" '
+                 f'transform="rotate(-90 16 {top + plot_h / 2})">{svg_escape(y_label)}</text>')
+    parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>')
+    for index, (name, points) in enumerate(series):
+        colour = COLOURS[index % len(COLOURS)]
+        dash = ' stroke-dasharray="6 3"' if name.startswith("nginx") else ""
+        coordinates = [(x_of(x), y_of(points[x])) for x in xs if x in points]
+        if len(coordinates) > 1:
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="'
+                         + " ".join(f"{x:.1f},{y:.1f}" for x, y in coordinates) + '"/>')
+        for x, y in coordinates:
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}"/>')
+        ly = top + 14 + index * 18
+        parts.append(f'<line x1="{left + plot_w + 14}" y1="{ly - 4}" x2="{left + plot_w + 38}" y2="{ly - 4}" '
+                     f'stroke="{colour}" stroke-width="2"{dash}/>')
+        parts.append(f'<text x="{left + plot_w + 44}" y="{ly}">{svg_escape(name)}</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+
+
+def latency_plot(path, title, rows):
+    """rows: [(server, p50, p99)] as paired horizontal bars."""
+    bar, gap, left, right, top = 11, 10, 230, 90, 44
+    width = 860
+    height = top + len(rows) * (2 * bar + gap) + 40
+    plot_w = width - left - right
+    top_value = nice_ceiling(max([p99 for _, _, p99 in rows] or [1]) * 1.05)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="10" y="24" font-size="15" font-weight="bold">{svg_escape(title)}</text>',
+             f'<rect x="{left}" y="30" width="12" height="10" fill="#1f77b4"/><text x="{left + 16}" y="39">p50</text>',
+             f'<rect x="{left + 60}" y="30" width="12" height="10" fill="#d62728"/><text x="{left + 76}" y="39">p99</text>']
+    for i in range(6):
+        value = top_value * i / 5
+        x = left + plot_w * value / top_value
+        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - 30}" stroke="#ddd"/>')
+        parts.append(f'<text x="{x:.1f}" y="{height - 14}" text-anchor="middle">{value:g} ms</text>')
+    for index, (name, p50, p99) in enumerate(rows):
+        y = top + index * (2 * bar + gap)
+        parts.append(f'<text x="{left - 6}" y="{y + bar + 4}" text-anchor="end">{svg_escape(name)}</text>')
+        for offset, value, colour in ((0, p50, "#1f77b4"), (bar, p99, "#d62728")):
+            w = plot_w * value / top_value
+            parts.append(f'<rect x="{left}" y="{y + offset}" width="{w:.1f}" height="{bar - 1}" fill="{colour}"/>')
+            parts.append(f'<text x="{left + w + 4:.1f}" y="{y + offset + bar - 2}" font-size="10">{value:.2f}</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+
+
+# ---------------------------------------------------------------------------------------
+# Micro-benchmarks (laio-demo) and the machine
+
+def run_demo(args, extra):
+    """Runs laio-demo with extra arguments; returns (its text, its tables)."""
+    tables = os.path.join(args.work, "demo-tables.json")
+    command = [args.demo] + extra + ["--json", tables]
+    progress("micro: " + " ".join(os.path.basename(command[0]) if i == 0 else a for i, a in enumerate(command[:-2])))
+    output = subprocess.run(command, capture_output=True, text=True)
+    sys.stderr.write(output.stderr)
+    if output.returncode != 0:
+        return f"laio-demo failed (status {output.returncode}):\n{output.stdout}{output.stderr}", []
+    with open(tables) as f:
+        return output.stdout, json.load(f)
+
+
+def command_output(command):
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        return (out.stdout + out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "not found"
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        memory = int(f.readline().split()[1]) * 1024
+    return {"kernel": platform.release(), "cpu": model, "cores": os.cpu_count(),
+            "memory_gib": round(memory / 2**30, 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description="laio-httpd against nginx on a SPECweb99-like file set.")
+    parser.add_argument("--httpd", required=True, help="the laio-httpd binary")
+    parser.add_argument("--demo", help="the laio-demo binary (micro-benchmarks); none skips them")
+    parser.add_argument("--quick", action="store_true", help="a one-minute smoke form")
+    parser.add_argument("--runs", type=int, default=1, help="runs per figure (medians; default 1)")
+    parser.add_argument("--seconds", type=int, help="seconds per cached measurement")
+    parser.add_argument("--disk-seconds", type=int, help="seconds per disk-bound measurement")
+    parser.add_argument("--warmup", type=int, help="seconds of unmeasured load before each disk-bound measurement")
+    parser.add_argument("--connections", help="comma-separated connection counts")
+    parser.add_argument("--directories", type=int, help="directories in the set (about 5 MiB each)")
+    parser.add_argument("--cap-mb", type=int, help="the disk-bound regime's memory cap, MiB")
+    parser.add_argument("--seed", type=int, default=1999)
+    parser.add_argument("--regimes", default="cached,disk")
+    parser.add_argument("--servers", help="comma-separated subset of the servers")
+    parser.add_argument("--set-dir", default="/var/tmp/laio-web-set", help="where the file set lives (kept between runs)")
+    parser.add_argument("--results", help="results folder (default results/DATE-TIME)")
+    parser.add_argument("--port", type=int, default=18480)
+    parser.add_argument("--no-micro", action="store_true")
+    args = parser.parse_args()
+    quick = args.quick
+    args.seconds = args.seconds or (2 if quick else 3)
+    args.disk_seconds = args.disk_seconds or (2 if quick else 5)
+    args.warmup = args.warmup if args.warmup is not None else (1 if quick else 2)
+    args.connections = [int(c) for c in (args.connections or ("32" if quick else "16,64,256")).split(",")]
+    args.directories = args.directories or (20 if quick else 200)
+    args.cap_mb = args.cap_mb or (24 if quick else 64)
+    regimes = [r for r in args.regimes.split(",") if r]
+    if any(r not in ("cached", "disk") for r in regimes):
+        sys.exit("webbench: --regimes takes cached and/or disk")
+    servers = server_names(args.servers.split(",") if args.servers else None)
+    for tool in ("wrk", "nginx"):
+        found = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None)
+        if not found:
+            sys.exit(f"webbench: {tool} is not installed (apt-get install {tool}); scripts/bench installs it when root")
+        setattr(args, tool, found)
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = os.path.abspath(args.results or os.path.join("results", stamp + ("-quick" if quick else "")))
+    os.makedirs(folder, exist_ok=True)
+    args.work = os.path.join(folder, "logs")
+    os.makedirs(args.work, exist_ok=True)
+    started = time.monotonic()
+
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
+            "versions": {"nginx": command_output([args.nginx, "-v"]), "wrk": command_output([args.wrk, "-v"]),
+                         "fio": command_output(["fio", "--version"]),
+                         "laio": command_output(["git", "-C", os.path.dirname(HERE), "describe", "--always", "--dirty"])},
+            "quick": quick, "runs": args.runs, "seconds": args.seconds, "disk_seconds": args.disk_seconds,
+            "warmup": args.warmup, "connections": args.connections, "seed": args.seed,
+            "directories": args.directories, "set_mib": round(args.directories * directory_bytes() / 2**20, 1),
+            "mean_response_bytes": round(expected_response_bytes(args.directories)),
+            "cap_mib": args.cap_mb, "servers": servers, "client": "wrk -t1 --timeout 10s, Benchmarks/web/specweb.lua"}
+
+    micro = []
+    if args.demo and not args.no_micro:
+        text, tables = run_demo(args, ["--quick"] if quick else ["--quick", "--runs", "3"])
+        micro.append({"title": "Backends on cached reads, cold reads and pipes (laio-demo)", "text": text, "tables": tables})
+        text, tables = run_demo(args, ["--fio", "--quick"] if quick else ["--fio"])
+        micro.append({"title": "Cold random 4 KiB reads against fio (laio-demo --fio)", "text": text, "tables": tables})
+
+    root = args.set_dir
+    make_file_set(root, args.seed, args.directories)
+    os.chmod(os.path.dirname(os.path.abspath(root)), os.stat(os.path.dirname(os.path.abspath(root))).st_mode | 0o005)
+    subprocess.run(["chmod", "-R", "a+rX", root], check=True)       # nginx workers run as another user
+    subprocess.run(["chmod", "a+rx", folder, args.work], check=True)
+    mix = os.path.join(args.work, "mix.lua")
+    write_mix(mix, args.directories)
+    disk = disk_of(root)
+    meta["disk"] = disk
+
+    results, skipped = [], {}
+    cage = None
+    for regime in regimes:
+        if regime == "cached":
+            progress(f"cached regime: warming {meta['set_mib']} MiB")
+            warm(root, args.directories)
+            measure(args, args.work, root, mix, "cached", servers, None, disk, results)
+        else:
+            cage = MemoryCage(args.cap_mb << 20)
+            if cage.reason or not disk:
+                skipped["disk"] = cage.reason or f"no /proc/diskstats device for {root}"
+                progress(f"disk-bound regime skipped: {skipped['disk']}")
+                continue
+            progress(f"disk-bound regime: servers in memory cgroup {cage.path} capped at {args.cap_mb} MiB, "
+                     f"set of {meta['set_mib']} MiB dropped before each server, reads counted on {disk}")
+            try:
+                measure(args, args.work, root, mix, "disk", servers, cage, disk, results)
+            finally:
+                cage.remove()
+
+    summaries = {regime: summarize(results, regime, servers, args.connections) for regime in regimes if regime not in skipped}
+    meta["elapsed_s"] = round(time.monotonic() - started)
+    write_outputs(folder, meta, results, summaries, skipped, micro)
+    latest = os.path.join(os.path.dirname(folder), "latest")
+    if os.path.islink(latest) or not os.path.exists(latest):
+        if os.path.islink(latest):
+            os.remove(latest)
+        os.symlink(os.path.basename(folder), latest)
+    failures = [r for r in results if "error" in r or r.get("errors")]
+    if failures:
+        progress(f"{len(failures)} measurements had errors; see results.json")
+        return 1
+    return 0
+
+
+def write_outputs(folder, meta, results, summaries, skipped, micro):
+    with open(os.path.join(folder, "results.json"), "w") as f:
+        json.dump({"meta": meta, "results": results, "summaries": summaries, "skipped": skipped,
+                   "micro": micro}, f, indent=1)
+    keys = ["regime", "server", "run", "connections", "seconds", "requests_per_s", "mb_per_s", "latency_p50_ms",
+            "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "requests", "bytes", "errors", "disk_reads",
+            "disk_mb", "cgroup_cache_mb", "cgroup_rss_mb", "cgroup_failcnt", "error"]
+    with open(os.path.join(folder, "results.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for r in results:
+            writer.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()})
+
+    titles = {"cached": "cached (the set in the page cache)",
+              "disk": f"disk-bound (server capped at {meta['cap_mib']} MiB over a {meta['set_mib']} MiB set)"}
+    report = [f"# swift-laio web benchmark, {meta['date']}", "",
+              f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, {meta['machine']['memory_gib']} GiB, "
+              f"Linux {meta['machine']['kernel']}. Peers: {meta['versions']['nginx']}, {meta['versions']['wrk']}, "
+              f"{meta['versions']['fio']}. swift-laio {meta['versions']['laio']}.", "",
+              "## Method", "",
+              f"- File set: SPECweb99-like, {meta['directories']} directories of 36 files (four classes of nine: "
+              f"0.1-0.9, 1-9, 10-90, 100-900 KB), {meta['set_mib']} MiB, generated from seed {meta['seed']}.",
+              "- Requests: wrk, one thread, `Benchmarks/web/specweb.lua`: class 35/50/14/1 %, directory and file within "
+              f"the class Zipf-distributed (mean response {meta['mean_response_bytes']:,} bytes).",
+              f"- Connections {', '.join(map(str, meta['connections']))}; {meta['seconds']} s per cached point, "
+              f"{meta['disk_seconds']} s per disk-bound point after {meta['warmup']} s of unmeasured load; "
+              f"{meta['runs']} run(s), servers alternating; figures are medians over runs, ratios medians of per-run ratios.",
+              "- Servers: laio-httpd with each backend and network mode (one event-loop thread), nginx with one worker "
+              "(`sendfile on`, `aio threads` with its 32-thread pool, or `aio off`), the same files and client.",
+              "- Cached: the whole set is read first. Disk-bound: the set's pages are dropped (POSIX_FADV_DONTNEED) "
+              f"before each server starts, and the server runs in a memory cgroup capped at {meta['cap_mib']} MiB, "
+              f"so most of the set must come from the disk ({meta.get('disk')}); the disk reads during each "
+              "measurement are counted from /proc/diskstats.", ""]
+    for note in skipped.values():
+        report += [f"**Disk-bound regime skipped:** {note}", ""]
+    lines = targets(summaries)
+    if lines:
+        report += ["## Targets", ""] + [f"- {line}" for line in lines] + [""]
+    for regime, summary in summaries.items():
+        if not summary:
+            continue
+        header, rows = table(summary, regime)
+        report += [f"## {titles[regime]}", "", markdown_table(header, rows), ""]
+        servers = list(dict.fromkeys(s["server"] for s in summary))
+        counts = sorted({s["connections"] for s in summary})
+        series = [(name, {s["connections"]: s["requests_per_s"] for s in summary if s["server"] == name}) for name in servers]
+        line_plot(os.path.join(folder, f"throughput-{regime}.svg"), f"Requests/s against connections, {regime}",
+                  series, counts, "requests/s")
+        top = counts[-1]
+        latency_plot(os.path.join(folder, f"latency-{regime}.svg"), f"Latency at {top} connections, {regime}",
+                     [(s["server"], s["latency_p50_ms"], s["latency_p99_ms"]) for s in summary if s["connections"] == top])
+        report += [f"![throughput, {regime}](throughput-{regime}.svg)", "", f"![latency, {regime}](latency-{regime}.svg)", ""]
+        if regime == "disk":
+            rows = [r for r in results if r.get("regime") == "disk" and "error" not in r]
+            if rows:
+                report += [f"Disk reads per measurement: median {statistics.median(r['disk_reads'] for r in rows):,.0f} "
+                           f"(least {min(r['disk_reads'] for r in rows):,}); cgroup page cache at the end: median "
+                           f"{statistics.median(r['cgroup_cache_mb'] for r in rows):.1f} MiB.", ""]
+    for part in micro:
+        report += [f"## {part['title']}", "", "```", part["text"].rstrip(), "```", ""]
+    report += [f"Raw figures: results.json and results.csv in this folder. Elapsed: {meta['elapsed_s']} s.", ""]
+    with open(os.path.join(folder, "report.md"), "w") as f:
+        f.write("\n".join(report))
+
+    for part in micro:
+        print(part["text"].rstrip() + "\n")
+    for regime, summary in summaries.items():
+        header, rows = table(summary, regime)
+        print(f"laio-httpd and nginx, {titles[regime]}:")
+        print(text_table(header, rows) + "\n")
+    for note in skipped.values():
+        print(f"disk-bound regime skipped: {note}")
+    for line in targets(summaries):
+        print(line)
+    print(f"\nresults: {folder}/report.md (and results.json, results.csv, *.svg)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
