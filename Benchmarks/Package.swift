@@ -28,5 +28,14 @@ let package = Package(
             path: "Benchmarks/PreadBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "ColdReadBenchmarks",
+            dependencies: [
+                .product(name: "LAIO", package: root),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/ColdReadBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

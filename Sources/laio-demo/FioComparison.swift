@@ -75,29 +75,3 @@ func fioComparison(_ options: Options) throws {
         if let statistics = laio.statistics { print("auto's counts: \(statistics)") }
     }
 }
-
-/// Runs fio's random-read job and returns its reads per second.
-func fioRandomReads(path: String, engine: String, jobs: Int, depth: Int, reads: Int) throws -> Double {
-    let command = "fio --name=cold --filename=\(path) --readonly --rw=randread --bs=4k --ioengine=\(engine)"
-        + " --iodepth=\(depth) --numjobs=\(jobs) --thread --number_ios=\(max(1, reads / jobs)) --norandommap --randrepeat=0"
-        + " --invalidate=1 --group_reporting --output-format=terse --terse-version=3"
-    // Terse version 3: field 8 (index 7) is the read IOPS of the group.
-    for line in try shell(command) where line.hasPrefix("3;") {
-        let fields = line.split(separator: ";", omittingEmptySubsequences: false)
-        if fields.count > 7, let iops = Double(fields[7]), iops > 0 { return iops }
-    }
-    throw DemoError("fio gave no read IOPS (command: \(command))")
-}
-
-/// Runs `command` with /bin/sh and returns its standard output's lines; throws if it fails.
-func shell(_ command: String) throws -> [String] {
-    guard let pipe = popen(command + " 2>/dev/null", "r") else { throw DemoError("cannot run \(command)") }
-    var output = ""
-    var line = [CChar](repeating: 0, count: 4096)
-    while fgets(&line, Int32(line.count), pipe) != nil {
-        output += String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-    let status = pclose(pipe)
-    guard status == 0 else { throw DemoError("'\(command)' failed (status \(status))") }
-    return output.split(separator: "\n").map(String.init)
-}

@@ -1,5 +1,6 @@
-// Cost per call of a cached 4 KiB pread through each LAIO backend (and auto with parts of
-// its strategy switched off), next to pread(2) and liburing in C; a socket recv through
+// Cost per call of a cached 4 KiB pread through each LAIO backend (with the share of calls
+// completed synchronously; auto also with parts of its strategy switched off), next to
+// pread(2) and liburing in C; a socket recv through
 // auto next to recv(2); and a raw getpid through the generic syscall path. One harness,
 // one run.
 #if canImport(Glibc)
@@ -22,8 +23,13 @@ let cachedFile: Int32 = {
     return fd
 }()
 
+/// The share of calls that completed synchronously, in percent (more is better).
+let synchronousPercent = BenchmarkMetric.custom("synchronous %", polarity: .prefersLarger, useScalingFactor: false)
+
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .throughput, .mallocCountTotal], maxDuration: .seconds(2))
+    let withSynchronous = Benchmark.Configuration(metrics: [.wallClock, .throughput, .mallocCountTotal, synchronousPercent],
+                                                  maxDuration: .seconds(2))
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
 
     Benchmark("pread(2) 4 KiB cached") { benchmark in
@@ -90,13 +96,17 @@ let benchmarks: @Sendable () -> Void = {
 
     for kind in BackendKind.allCases {
         guard let laio = try? Context(backend: kind) else { continue }  // listed as absent in the output
-        Benchmark("LAIO \(kind) pread 4 KiB cached") { benchmark in
+        Benchmark("LAIO \(kind) pread 4 KiB cached", configuration: withSynchronous) { benchmark in
+            var synchronous = 0
             for i in benchmark.scaledIterations {
                 if case .inProgress = try laio.submit(.pread(fd: cachedFile, buffer: buffer, offset: Int64((i & 4095) * 4096))) {
                     // Rare (a call that missed the lazy window); allocation here is not the fast path.
                     _ = try laio.poll(maximum: 1, timeout: nil)
+                } else {
+                    synchronous += 1
                 }
             }
+            benchmark.measurement(synchronousPercent, synchronous * 100 / benchmark.scaledIterations.count)
         }
         guard kind != .uring else { continue }  // io_uring has no getpid: ENOSYS would be timed
         Benchmark("LAIO \(kind) raw getpid") { benchmark in
