@@ -4,6 +4,10 @@
 #   make install PREFIX=/usr/local      (the default; DESTDIR=... stages a package)
 #   make uninstall PREFIX=/usr/local
 #
+# `make bench` is the main job (scripts/bench: every backend against its peers, about 9
+# minutes, results in results/); `make bench-quick` is its one-minute form; `make test`
+# runs every test (scripts/test).
+#
 # The library uses the Swift runtime of the toolchain that built it (found through its
 # RUNPATH); it needs liburing at run time.
 
@@ -16,7 +20,7 @@ SONAME = liblaio.so.0
 SWIFT ?= swift
 BUILT = .build/release/liblaio.so
 
-.PHONY: all install uninstall clean
+.PHONY: all install uninstall clean bench bench-quick test
 all:
 	$(SWIFT) build -c release --product laio -Xlinker -soname=$(SONAME)
 
@@ -36,3 +40,12 @@ uninstall:
 
 clean:
 	rm -rf .build/release/liblaio.so
+
+bench:
+	scripts/bench
+
+bench-quick:
+	scripts/bench --quick
+
+test:
+	scripts/test

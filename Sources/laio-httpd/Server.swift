@@ -109,12 +109,6 @@ final class Connection {
         pathBuffer.deallocate()
     }
 
-    var bodyBuffer: UnsafeMutableRawBufferPointer {
-        if let body { return body }
-        let made = UnsafeMutableRawBufferPointer.allocate(byteCount: Connection.bodyCapacity, alignment: 4096)
-        body = made
-        return made
-    }
 }
 
 /// The event loop: one thread, LAIO for files (and sockets in `laio` mode).
@@ -128,6 +122,9 @@ final class Server {
     var port: UInt16 = 0
 
     var connections: [UInt64: Connection] = [:]
+    /// Body buffers of finished responses, kept for the next ones (at most maximumSpareBodies).
+    var spareBodies: [UnsafeMutableRawBufferPointer] = []
+    static let maximumSpareBodies = 64
     var pending: [Handle: Purpose] = [:]
     var completions: [Completion] = []
     var nextSerial: UInt64 = 16
@@ -231,6 +228,7 @@ final class Server {
     deinit {
         signalBuffer.deallocate()
         logInFlight?.deallocate()
+        for body in spareBodies { body.deallocate() }
     }
 
     // MARK: - The loop
@@ -374,7 +372,7 @@ final class Server {
         case .stat:
             return issue(.fstat(fd: c.file, buffer: c.stat), for: .connection(c))
         case .read:
-            let body = c.bodyBuffer
+            let body = bodyBuffer(c)
             let count = Int(min(c.fileRemaining, Int64(body.count)))
             return issue(.pread(fd: c.file, buffer: UnsafeMutableRawBufferPointer(rebasing: body[..<count]), offset: c.fileOffset),
                          for: .connection(c))
@@ -442,7 +440,7 @@ final class Server {
                 c.phase = .close
                 return
             }
-            c.vectors[1] = iovec(iov_base: c.bodyBuffer.baseAddress, iov_len: count)
+            c.vectors[1] = iovec(iov_base: c.body!.baseAddress, iov_len: count)
             c.fileOffset += Int64(count)
             c.fileRemaining -= Int64(count)
             c.phase = .send
@@ -590,8 +588,27 @@ final class Server {
         c.headerBytes = utf8 - body.utf8.count
     }
 
+    /// The connection's body buffer for reading its file: one of the spares, or a new one.
+    func bodyBuffer(_ c: Connection) -> UnsafeMutableRawBufferPointer {
+        if let body = c.body { return body }
+        let made = spareBodies.popLast()
+            ?? UnsafeMutableRawBufferPointer.allocate(byteCount: Connection.bodyCapacity, alignment: 4096)
+        c.body = made
+        return made
+    }
+
+    /// Takes back a connection's body buffer once no call of its can use it (its response is
+    /// sent, or it is closed with nothing in flight): connections waiting for a request hold
+    /// none, so memory follows the responses in progress, not the connections open.
+    func releaseBody(_ c: Connection) {
+        guard let body = c.body else { return }
+        c.body = nil
+        if spareBodies.count < Server.maximumSpareBodies { spareBodies.append(body) } else { body.deallocate() }
+    }
+
     func responseDone(_ c: Connection) {
         closeFile(c)
+        releaseBody(c)
         if logFD >= 0 { log(c) }
         // Keep what follows this request (pipelining).
         let rest = c.inputCount - c.consumed
@@ -641,6 +658,7 @@ final class Server {
         }
         c.closed = true
         closeFile(c)
+        releaseBody(c)
         if epollFD >= 0 { _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, c.fd, nil) }
         closeDescriptor(c.fd)
         connections[c.serial] = nil
