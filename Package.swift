@@ -26,11 +26,13 @@ let package = Package(
         // The io_uring backend: laziness from the kernel itself.
         .target(name: "LAIOUring", dependencies: ["LAIOCore", "CLiburing"]),
         // The facade: contexts, backend choice, poll.
-        .target(name: "LAIO", dependencies: ["LAIOCore", "LAIOThreads", "LAIOUring"]),
+        .target(name: "LAIO", dependencies: ["LAIOCore", "LAIOThreads", "LAIOUring", "CLiburing"]),
         // The C ABI: laio.h and the variadic laio_syscall in C, over the Swift half in `laio`.
         .target(name: "CLAIO"),
-        .target(name: "laio", dependencies: ["CLAIO", "LAIO"]),
+        .target(name: "laio", dependencies: ["CLAIO", "LAIO", "CLiburing"]),
         .executableTarget(name: "laio-demo", dependencies: ["LAIO"]),
+        // Many operations of mixed kinds in flight with cancels racing: nothing lost or leaked.
+        .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CLiburing"]),
         // A Flash-style event-driven static web server on LAIO.
         .target(name: "CHTTPD"),
         .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD"]),

@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -159,4 +160,19 @@ long laio_shim_openat2_cached(int dirfd, const char *path, const struct open_how
     cached.resolve |= RESOLVE_CACHED;
     long r = syscall(SYS_openat2, dirfd, path, &cached, sizeof cached);
     return r == -1 ? -(long)errno : r;
+}
+
+unsigned long laio_shim_fork_generation_value = 0;
+
+static void laio_shim_forked_child(void) {
+    // The child has one thread at this point: no other reader yet.
+    __atomic_store_n(&laio_shim_fork_generation_value, laio_shim_fork_generation_value + 1, __ATOMIC_RELAXED);
+}
+
+__attribute__((constructor)) static void laio_shim_register_fork_handler(void) {
+    pthread_atfork(NULL, NULL, laio_shim_forked_child);
+}
+
+size_t laio_shim_heap_in_use(void) {
+    return mallinfo2().uordblks;
 }

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 @_exported import LAIOCore
+import CLiburing
 import LAIOThreads
 import LAIOUring
 @_exported import struct LAIOThreads.ThreadPoolSettings
@@ -21,6 +22,10 @@ import LAIOUring
 /// for completion in try laio.poll(timeout: .milliseconds(10)) { ... }
 /// ```
 ///
+/// After fork() the child cannot use a context made before it: submit, poll and cancel
+/// throw `EBADF`, and close and deinit leave the parent's ring and workers alone; the child
+/// makes its own context.
+///
 /// A context may be used from several threads at once. Its `notificationDescriptor` is
 /// readable while completions wait, so it plugs into an epoll or select loop.
 public final class Context: Sendable {
@@ -30,6 +35,9 @@ public final class Context: Sendable {
     private let completions: CompletionQueue
     /// How the backend was set up, in words (for logs and the demo).
     public let details: String
+    /// The fork generation of the process that made the context: in a forked child the
+    /// context is not usable (its ring is shared with the parent, its workers did not fork).
+    private let forkGeneration: UInt
 
     /// Creates a context on `backend` (default: `LAIO_BACKEND`, else `.auto`).
     ///
@@ -91,9 +99,22 @@ public final class Context: Sendable {
         }
         self.backendKind = kind
         self.completions = queue
+        self.forkGeneration = laio_shim_fork_generation()
     }
 
-    deinit { backend.shutdown() }
+    deinit {
+        if madeHere {
+            backend.shutdown()
+        } else {
+            // A forked child's copy: shutting it down would wait for workers that did not
+            // fork, or submit cancels into the ring the parent shares. It is left alone.
+            _ = Unmanaged<AnyObject>.passRetained(backend)
+        }
+    }
+
+    /// Whether this process made the context (false in a child forked after it was made).
+    @inline(__always)
+    private var madeHere: Bool { laio_shim_fork_generation() == forkGeneration }
 
     /// Where operations of `kind` go on this context. On `auto` the route is decided at
     /// creation (and may move to the thread pool once, if io_uring refuses a call of this
@@ -129,9 +150,11 @@ public final class Context: Sendable {
     /// its errno, exactly as the system call gives them), or `.inProgress(handle)` when it
     /// continues in the background; `poll` then reports `handle` exactly once.
     /// Throws `EAGAIN` when the context's capacity of outstanding operations is reached
-    /// (poll, then retry) and `EBADF` after `close()`.
+    /// (poll, then retry) and `EBADF` after `close()` or in a child forked after the context
+    /// was made (make a new context there).
     public func submit(_ operation: Operation) throws(Errno) -> Outcome {
-        try backend.submit(operation)
+        guard madeHere else { throw .badFileDescriptor }
+        return try backend.submit(operation)
     }
 
     /// Waits up to `timeout` for background operations to finish and appends up to
@@ -149,7 +172,9 @@ public final class Context: Sendable {
     /// Like `poll(into:maximum:timeout:)`, handing each completion to `body` instead of
     /// appending it to an array (the C ABI writes them straight into the caller's records).
     /// `body` runs under the completion queue's lock: it must only store the completion.
+    /// Throws `EBADF` in a child forked after the context was made.
     public func poll(maximum: Int, timeout: Duration?, _ body: (Completion) -> Void) throws(Errno) -> Int {
+        guard madeHere else { throw .badFileDescriptor }
         guard maximum > 0 else { throw .invalidArgument }
         let deadline = timeout.map { timeout -> Int64 in
             let (sum, overflow) = monotonicNanoseconds().addingReportingOverflow(max(timeout.nanoseconds, 0))
@@ -185,8 +210,9 @@ public final class Context: Sendable {
     ///
     /// Throws `ENOENT` when no operation with `handle` is queued or running: it was never
     /// issued by this context, completed synchronously, or has already finished (its
-    /// completion is waiting for, or was returned by, poll).
+    /// completion is waiting for, or was returned by, poll); `EBADF` in a forked child.
     public func cancel(_ handle: Handle) throws(Errno) {
+        guard madeHere else { throw .badFileDescriptor }
         try backend.cancel(handle)
     }
 
@@ -206,7 +232,9 @@ public final class Context: Sendable {
     /// blocked ones are interrupted; returns only when no call is running any more, so no
     /// buffer or descriptor of an operation is touched after it. Cancelled and finished
     /// operations can still be collected with `poll`. Idempotent; `deinit` does the same.
+    /// In a child forked after the context was made it does nothing: the parent's calls are
+    /// the parent's to stop.
     public func close() {
-        backend.shutdown()
+        if madeHere { backend.shutdown() }
     }
 }

@@ -4,16 +4,24 @@ import Glibc
 import Musl
 #endif
 import CLAIO
+import CLiburing
 import LAIO
+import Synchronization
 
 // The Swift half of liblaio: one process-wide context and the calls on it, exported to
 // the C half (Sources/CLAIO/laio.c), which owns errno, the per-thread handle and the
 // variadic entry point. Every function returns a value >= 0, or -errno.
 
 /// The process-wide context, made on first use (Swift runs a global's initializer once,
-/// thread-safely) with the backend named by LAIO_BACKEND. When it cannot start, the
-/// reason is printed once on stderr and every call fails with its errno.
-private let processContext: Result<Context, ContextError> = {
+/// thread-safely) with the backend named by LAIO_BACKEND, and the fork generation it was
+/// made in. When it cannot start, the reason is printed once on stderr and every call fails
+/// with its errno.
+private let processContext = (context: makeProcessContext(), generation: laio_shim_fork_generation())
+
+/// A forked child's own context, made on its first call (a context never crosses fork).
+private let forkedContext = Mutex<(generation: UInt, context: Result<Context, ContextError>)?>(nil)
+
+private func makeProcessContext() -> Result<Context, ContextError> {
     do throws(ContextError) {
         return .success(try Context())
     } catch {
@@ -21,7 +29,20 @@ private let processContext: Result<Context, ContextError> = {
         _ = message.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
         return .failure(error)
     }
-}()
+}
+
+/// The context of this process: the process-wide one, or in a forked child a fresh one.
+@inline(__always)
+private func currentContext() -> Result<Context, ContextError> {
+    let generation = laio_shim_fork_generation()
+    if processContext.generation == generation { return processContext.context }
+    return forkedContext.withLock { slot in
+        if let slot, slot.generation == generation { return slot.context }
+        let made = makeProcessContext()   // an ancestor's forked context is let go, untouched
+        slot = (generation, made)
+        return made
+    }
+}
 
 extension ContextError {
     /// The errno a C caller sees when the process context could not start.
@@ -38,7 +59,7 @@ extension ContextError {
 public func laioSwiftSyscall(_ number: Int, _ arguments: UnsafePointer<Int>,
                              _ handle: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Int {
     let context: Context
-    switch processContext {
+    switch currentContext() {
     case let .success(made): context = made
     case let .failure(error): return -Int(error.errno)
     }
@@ -66,7 +87,7 @@ public func laioSwiftSyscall(_ number: Int, _ arguments: UnsafePointer<Int>,
 public func laioSwiftPoll(_ records: UnsafeMutablePointer<laio_completion>, _ count: Int32, _ wait: Int32,
                           _ seconds: Int, _ nanoseconds: Int) -> Int32 {
     let context: Context
-    switch processContext {
+    switch currentContext() {
     case let .success(made): context = made
     case let .failure(error): return -error.errno
     }
@@ -92,7 +113,7 @@ public func laioSwiftPoll(_ records: UnsafeMutablePointer<laio_completion>, _ co
 
 @_cdecl("laio_swift_cancel")
 public func laioSwiftCancel(_ handle: UnsafeMutableRawPointer) -> Int32 {
-    switch processContext {
+    switch currentContext() {
     case let .success(context):
         do throws(Errno) {
             try context.cancel(Handle(rawValue: UInt64(UInt(bitPattern: handle))))
@@ -107,7 +128,7 @@ public func laioSwiftCancel(_ handle: UnsafeMutableRawPointer) -> Int32 {
 
 @_cdecl("laio_swift_pollfd")
 public func laioSwiftPollfd() -> Int32 {
-    switch processContext {
+    switch currentContext() {
     case let .success(context): context.notificationDescriptor
     case let .failure(error): -error.errno
     }
@@ -115,7 +136,7 @@ public func laioSwiftPollfd() -> Int32 {
 
 @_cdecl("laio_swift_backend")
 public func laioSwiftBackend() -> Int32 {
-    switch processContext {
+    switch currentContext() {
     case let .success(context): Int32(BackendKind.allCases.firstIndex(of: context.backendKind)!)
     case let .failure(error): -error.errno
     }

@@ -405,6 +405,52 @@ static void test_threads(void) {
     }
 }
 
+// --- fork: the child gets a context of its own; the parent's call stays the parent's ---
+static void test_fork(void) {
+    int p[2];
+    CHECK(pipe(p) == 0, "pipe");
+    char parent_buffer[8] = {0};
+    void *parent_handle = NULL;
+    if (background_possible) {
+        long rv = laio_syscall(SYS_read, p[0], parent_buffer, 5);
+        CHECK(rv == -1 && errno == EINPROGRESS, "read of an empty pipe: rv %ld errno %d", rv, errno);
+        parent_handle = laio_gethandle();
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        // Exit codes name the first check that failed.
+        int zero = open("/dev/zero", O_RDONLY);
+        char buffer[8];
+        struct outcome o = RUN(SYS_read, zero, buffer, 8);
+        if (o.rv != 8) _exit(10);
+        int q[2];
+        if (pipe(q) != 0) _exit(11);
+        if (background_possible) {  // (on blocking, a read of an empty pipe would wait forever)
+            long rv = laio_syscall(SYS_read, q[0], buffer, 3);
+            if (rv != -1 || errno != EINPROGRESS) _exit(12);
+            void *handle = laio_gethandle();
+            if (write(q[1], "abc", 3) != 3) _exit(13);
+            struct laio_completion c;
+            // Only the child's own call is reported here, never the parent's.
+            struct timespec five = {5, 0};
+            if (laio_poll(&c, 1, &five) != 1 || c.laio_h != handle || c.laio_rv != 3) _exit(14);
+            struct timespec wait = {0, 50 * 1000 * 1000};
+            if (laio_poll(&c, 1, &wait) != 0) _exit(15);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child, "waitpid");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's check failed: status %#x", status);
+    if (background_possible) {
+        CHECK(write(p[1], "hello", 5) == 5, "write");
+        struct outcome o = wait_for(parent_handle);
+        CHECK(o.rv == 5 && memcmp(parent_buffer, "hello", 5) == 0, "the parent's read gave %ld '%.5s'", o.rv, parent_buffer);
+    }
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void) {
     test_unknown_backend();
 
@@ -441,6 +487,7 @@ int main(void) {
     test_stat(file, link);
     test_unsupported();
     test_threads();
+    test_fork();
 
     unlink(link);
     unlink(file);

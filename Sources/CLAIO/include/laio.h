@@ -12,6 +12,8 @@
  * four extensions (laio_cancel, laio_pollfd, laio_backend, and errno on every failure).
  * Link with `pkg-config --cflags --libs laio`. The backend is chosen once per process by
  * the LAIO_BACKEND environment variable: auto (default), uring, threads or blocking.
+ * After fork() the child gets a context of its own on its first call; calls the parent
+ * left in the background are never reported in the child.
  */
 #ifndef LAIO_H
 #define LAIO_H

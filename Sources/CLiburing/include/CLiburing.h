@@ -162,4 +162,17 @@ enum {
 #endif
 };
 
+/// How many fork()s this process descends from: 0 in the process that loaded the library,
+/// incremented in the child by a pthread_atfork handler. A context remembers the value it
+/// was made with; a different value means it belongs to an ancestor (its ring and its pool's
+/// threads are not this process's).
+extern unsigned long laio_shim_fork_generation_value;
+
+static inline unsigned long laio_shim_fork_generation(void) {
+    return __atomic_load_n(&laio_shim_fork_generation_value, __ATOMIC_RELAXED);
+}
+
+/// Bytes of heap in use (glibc's mallinfo2().uordblks), for leak checks in laio-stress.
+size_t laio_shim_heap_in_use(void);
+
 #endif
