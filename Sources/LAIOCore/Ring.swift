@@ -32,6 +32,21 @@ public struct Ring<Element> {
         return element
     }
 
+    /// Removes the first element that satisfies `predicate`, keeping the others in order.
+    /// Returns whether one was removed. O(count).
+    @discardableResult
+    public mutating func removeFirst(where predicate: (Element) -> Bool) -> Bool {
+        for offset in 0..<count where predicate(storage[(head + offset) % storage.count]!) {
+            for later in offset..<(count - 1) {
+                storage[(head + later) % storage.count] = storage[(head + later + 1) % storage.count]
+            }
+            storage[(head + count - 1) % storage.count] = nil
+            count -= 1
+            return true
+        }
+        return false
+    }
+
     private mutating func grow() {
         var bigger = [Element?](repeating: nil, count: storage.count * 2)
         for i in 0..<count { bigger[i] = storage[(head + i) % storage.count] }

@@ -195,7 +195,10 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
             else { return .notFound }
             switch slot.status {
             case .queued:
-                slot.status = .cancelledInQueue
+                // Out of the queue and free now, before its report: the credit comes back
+                // when poll hands the report out, and a slot must be free by then.
+                state.queue.removeFirst { $0 == Int32(index) }
+                free(Int32(index), in: &state)
                 return .report
             case let .running(worker):
                 if !slot.cancelRequested.load(ordering: .relaxed) {
@@ -207,7 +210,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
                 // taking it, so the thread is alive here.
                 _ = pthread_kill(workers[Int(worker)].thread, cancelSignal)
                 return .interrupted
-            case .free, .cancelledInQueue:
+            case .free:
                 return .notFound
             }
         }
@@ -215,7 +218,6 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         case .notFound:
             throw .noSuchFileOrDirectory
         case .report:
-            // The worker that dequeues the tombstone frees the slot; the handle is reported now.
             completions.push(Completion(handle: handle, result: .failure(.canceled)))
         case .interrupted:
             break
@@ -247,13 +249,19 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         let (first, cancelled) = state.withLock { state -> (Bool, [Handle]) in
             guard !state.closing else { return (false, []) }
             state.closing = true
+            // Queued background calls leave the queue, freed; calls in a caller's lazy window
+            // stay for a worker to run.
             var cancelled: [Handle] = []
-            for (index, slot) in slots.enumerated() where slot.status == .queued {
-                if slot.phase.load(ordering: .acquiring) == Phase.detached {
-                    slot.status = .cancelledInQueue
-                    cancelled.append(handle(of: Int32(index)))
+            var kept = Ring<Int32>(initialCapacity: max(state.queue.count, 1))
+            while let index = state.queue.popFirst() {
+                if slots[Int(index)].phase.load(ordering: .acquiring) == Phase.detached {
+                    cancelled.append(handle(of: index))
+                    free(index, in: &state)
+                } else {
+                    kept.append(index)
                 }
             }
+            state.queue = kept
             for worker in state.idle { workers[Int(worker)].deliver(Mailbox.recheck) }
             state.idle.removeAll()
             return (true, cancelled)
@@ -318,15 +326,14 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         _ = laio_shim_worker_sigmask()
         let worker = workers[Int(me)]
         worker.thread = pthread_self()  // published to cancellers by the lock below
-        var finished: Int32 = -1  // a slot this worker reported and has yet to free
+        // A background call this worker finished: its slot is freed under the next lock,
+        // and only then is its completion reported, so that a slot is free again before
+        // poll can hand the completion out and return its credit.
+        var finished: (index: Int32, completion: Completion)? = nil
         while true {
             let next = state.withLock { state -> Int32? in
-                if finished >= 0 { free(finished, in: &state) }
-                while let index = state.queue.popFirst() {
-                    if slots[Int(index)].status == .cancelledInQueue {
-                        free(index, in: &state)
-                        continue
-                    }
+                if let finished { free(finished.index, in: &state) }
+                if let index = state.queue.popFirst() {
                     slots[Int(index)].status = .running(me)
                     return index
                 }
@@ -337,18 +344,22 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
                 state.idle.append(me)
                 return -1
             }
-            finished = -1
+            if let done = finished {
+                completions.push(done.completion)
+                finished = nil
+            }
             guard var index = next else { return }
             if index < 0 {
                 index = worker.collect(spinningFor: idleSpinNanoseconds)
                 if index < 0 { continue }
             }
-            if run(index) { finished = index }
+            if let completion = run(index) { finished = (index, completion) }
         }
     }
 
-    /// Runs the call in slot `index`. Returns true if this worker reported it (and must free it).
-    private func run(_ index: Int32) -> Bool {
+    /// Runs the call in slot `index`. Returns its completion if this worker must report it
+    /// (the caller detached), after freeing the slot; nil if the caller took the result.
+    private func run(_ index: Int32) -> Completion? {
         let slot = slots[Int(index)]
         var result: Int
         if slot.cancelRequested.load(ordering: .acquiring) {
@@ -371,10 +382,9 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         }
         slot.result = result
         if slot.phase.exchange(Phase.done, ordering: .acquiringAndReleasing) == Phase.detached {
-            completions.push(Completion(handle: handle(of: index), kernelReturn: result))
-            return true
+            return Completion(handle: handle(of: index), kernelReturn: result)
         }
-        return false
+        return nil
     }
 
     /// The handle of slot `index`'s current use: tag | (generation mod 2^31) << 32 | (index + 1).
@@ -454,7 +464,7 @@ private final class Slot: @unchecked Sendable {
     var operation: Operation = .syscall(number: -1)
     var result = 0
 
-    enum Status: Equatable { case free, queued, running(Int32), cancelledInQueue }
+    enum Status: Equatable { case free, queued, running(Int32) }
 }
 
 /// The values of a worker's mailbox other than a slot index.

@@ -46,6 +46,7 @@ struct BoundaryTests {
     }
 
     @Test("a forked child cannot use the parent's context (EBADF), its close leaves the parent's calls alone, and a context of its own works",
+          .disabled(if: underThreadSanitizer, "ThreadSanitizer does not support fork() in a multithreaded process"),
           arguments: allBackends)
     func fork(_ kind: BackendKind) throws {
         let laio = try makeContext(kind)

@@ -169,3 +169,8 @@ func isReadable(_ fd: Int32, waiting milliseconds: Int32 = 0) -> Bool {
     var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
     return poll(&pfd, 1, milliseconds) == 1 && pfd.revents & Int16(POLLIN) != 0
 }
+
+/// Whether ThreadSanitizer's runtime is in this process. It does not support fork() in a
+/// multithreaded process (the child can hang in the runtime's own locks), so the fork test
+/// is skipped under it, with that reason; it runs in every other build.
+let underThreadSanitizer = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil

@@ -85,6 +85,34 @@ struct ThreadPoolTests {
         #expect(results == [blocked: .success(1), queued: .success(Int(getpid()))])
     }
 
+    @Test("at capacity, a credit returned by poll always finds a free slot (completed and cancelled calls)")
+    func slotFreeBeforeCredit() throws {
+        // Capacity 1: each call's slot must be free again by the time poll hands its
+        // completion out, or the next submit finds no slot for the credit it was given.
+        let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: 1, lazyWindow: .zero, capacity: 1))
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+        defer { buffer.deallocate() }
+        for round in 0..<5_000 {
+            let handle = try submitBlockedReadForTest(laio, fd: r, into: buffer)
+            if round % 2 == 0 {
+                #expect(Glibc.write(w, "x", 1) == 1)
+                #expect(try laio.poll(maximum: 1, timeout: .seconds(5)).first?.handle == handle)
+            } else {
+                // Blocked in read: interrupted; the cancelled call's slot is freed first too.
+                try laio.cancel(handle)
+                #expect(try laio.poll(maximum: 1, timeout: .seconds(5)).first?.result == .failure(.canceled))
+            }
+        }
+        // A call queued behind a busy worker and cancelled there.
+        let blocker = try submitBlockedReadForTest(laio, fd: r, into: buffer)
+        #expect(throws: Errno.resourceTemporarilyUnavailable) { try laio.submit(.read(fd: r, buffer: buffer)) }
+        try laio.cancel(blocker)
+        _ = try laio.poll(maximum: 1, timeout: .seconds(5))
+        #expect(laio.outstandingCount == 0)
+    }
+
     @Test("at capacity submit answers EAGAIN, and recovers when completions are polled")
     func backpressure() throws {
         let laio = try Context(backend: .threads, threads: ThreadPoolSettings(workers: 2, lazyWindow: .zero, capacity: 4))
@@ -165,4 +193,12 @@ func makePipe() throws -> (Int32, Int32) {
     var fds: [Int32] = [0, 0]
     guard pipe(&fds) == 0 else { throw Errno(rawValue: errno) }
     return (fds[0], fds[1])
+}
+
+/// Submits a read of an empty pipe and returns its handle (it must go to the background).
+func submitBlockedReadForTest(_ laio: Context, fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Handle {
+    guard case let .inProgress(handle) = try laio.submit(.read(fd: fd, buffer: buffer)) else {
+        throw Errno.invalidArgument
+    }
+    return handle
 }
