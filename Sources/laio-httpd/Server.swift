@@ -133,7 +133,8 @@ final class Server {
     var listening = true
     var stopping = false
     var stopDeadline: Int64 = 0
-    let signalBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 128 * 4, alignment: 8)
+    /// Allocated last in init, after everything that can throw (a failed init runs no deinit).
+    let signalBuffer: UnsafeMutableRawBufferPointer
     var signalInFlight = false
     let idleNanoseconds: Int64
     var nextSweep: Int64 = 0
@@ -188,14 +189,15 @@ final class Server {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = options.port.bigEndian
         guard inet_pton(AF_INET, options.host, &address.sin_addr) == 1 else { throw ServerError.usage("--host \(options.host) is not an IPv4 address") }
+        let listener = listenFD
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bound == 0 else { throw ServerError.system("bind \(options.host):\(options.port)", errno) }
         guard listen(listenFD, 1024) == 0 else { throw ServerError.system("listen", errno) }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listenFD, $0, &length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
         }
         port = UInt16(bigEndian: address.sin_port)
 
@@ -204,6 +206,7 @@ final class Server {
             guard logFD >= 0 else { throw ServerError.system("--access-log \(path)", errno) }
         }
         completions.reserveCapacity(256)
+        signalBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 128 * 4, alignment: 8)
     }
 
     /// The context; in `laio` mode an idle connection keeps a pool worker in recv on the
