@@ -84,8 +84,6 @@ final class Connection {
     var keepAlive = true
     var fileOffset: Int64 = 0
     var fileRemaining: Int64 = 0
-    /// Bytes of the file still to go with sendfile(2) in this step (nonblocking mode, cached data).
-    var sendfileCount = 0
     var bytesSent = 0
     /// The length of the status line and header fields of the response in progress.
     var headerBytes = 0
@@ -127,11 +125,6 @@ final class Server {
     /// Body buffers of finished responses, kept for the next ones (at most maximumSpareBodies).
     var spareBodies: [UnsafeMutableRawBufferPointer] = []
     static let maximumSpareBodies = 64
-    /// Files from this size on are sent with sendfile(2) while their pages are cached, up to
-    /// `sendfileWindow` bytes per check.
-    static let sendfileMinimum: Int64 = 32 * 1024
-    static let sendfileWindow: Int64 = 512 * 1024
-    var sendfileUsable = true
     var pending: [Handle: Purpose] = [:]
     var completions: [Completion] = []
     var nextSerial: UInt64 = 16
@@ -358,7 +351,6 @@ final class Server {
                 responseDone(connection)
                 continue
             }
-            if connection.phase == .read && planSendfile(connection) { continue }
             guard let result = perform(connection) else { return }
             finish(connection, result)
         }
@@ -388,10 +380,6 @@ final class Server {
             return issue(.pread(fd: c.file, buffer: UnsafeMutableRawBufferPointer(rebasing: body[..<count]), offset: c.fileOffset),
                          for: .connection(c))
         case .send:
-            if c.vectors[0].iov_len == 0 && c.vectors[1].iov_len == 0 && c.sendfileCount > 0 {
-                var offset = off_t(c.fileOffset)
-                return socketResult(c, sendfile(c.fd, c.file, &offset, c.sendfileCount))
-            }
             // The header vector, once sent, is skipped; the body vector is there while it has bytes.
             let first = c.vectors[0].iov_len == 0 ? 1 : 0
             c.message.pointee.msg_iov = c.vectors + first
@@ -399,9 +387,7 @@ final class Server {
             if options.network == .laio {
                 return issue(.sendmsg(fd: c.fd, message: c.message, flags: Int32(MSG_NOSIGNAL)), for: .connection(c))
             }
-            // A header followed by sendfile goes out with it in full segments (MSG_MORE).
-            let more = c.sendfileCount > 0 ? Int32(MSG_MORE) : 0
-            return socketResult(c, sendmsg(c.fd, c.message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT) | more))
+            return socketResult(c, sendmsg(c.fd, c.message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)))
         case .parse, .done, .close:
             return .success(0)
         }
@@ -468,20 +454,6 @@ final class Server {
             }
             c.bytesSent += sent
             c.deadline = monotonicNanoseconds() + idleNanoseconds
-            if c.vectors[0].iov_len == 0 && c.vectors[1].iov_len == 0 && c.sendfileCount > 0 {
-                guard sent > 0 else {
-                    // The file shrank under us: the promised length cannot be kept.
-                    closeFile(c)
-                    c.phase = .close
-                    return
-                }
-                c.fileOffset += Int64(sent)
-                c.fileRemaining -= Int64(sent)
-                c.sendfileCount -= sent
-                if c.sendfileCount > 0 { return }  // send the rest
-                c.phase = c.fileRemaining > 0 ? .read : .done
-                return
-            }
             for index in 0..<2 where sent > 0 {
                 let take = min(sent, c.vectors[index].iov_len)
                 c.vectors[index].iov_base = c.vectors[index].iov_base.map { $0 + take }
@@ -617,28 +589,6 @@ final class Server {
         c.vectors[0] = iovec(iov_base: c.header.baseAddress, iov_len: utf8)
         c.bytesSent = 0
         c.headerBytes = utf8 - body.utf8.count
-    }
-
-    /// In `nonblocking` mode, a large part of a file that is all in the page cache goes out
-    /// with sendfile(2) from the cache instead of through a read into the body buffer and a
-    /// send: one copy fewer, and it cannot wait for the disk (cachestat(2) said the pages are
-    /// there). Anything not cached, and small files, are read through LAIO. Returns true if
-    /// the connection now sends with sendfile.
-    func planSendfile(_ c: Connection) -> Bool {
-        guard options.network == .nonblocking, sendfileUsable, c.fileRemaining >= Server.sendfileMinimum else { return false }
-        let window = Int(min(c.fileRemaining, Server.sendfileWindow))
-        switch laio_httpd_cached(c.file, c.fileOffset, Int64(window)) {
-        case 1:
-            c.sendfileCount = window
-            c.vectors[1] = iovec()
-            c.phase = .send
-            return true
-        case -ENOSYS, -EPERM:
-            sendfileUsable = false   // no cachestat here: reads through LAIO only
-            return false
-        default:
-            return false
-        }
     }
 
     /// The connection's body buffer for reading its file: one of the spares, or a new one.

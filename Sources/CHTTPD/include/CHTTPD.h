@@ -10,7 +10,4 @@
 const void *laio_httpd_memmem(const void *haystack, size_t length, const void *needle, size_t needle_length);
 /// accept4(2) without the peer address (a GNU extension, like memmem).
 int laio_httpd_accept4(int fd, int flags);
-/// Whether all of [offset, offset + length) of `fd` is in the page cache: 1 yes, 0 no, or
-/// -errno (ENOSYS before Linux 6.5, which brought cachestat(2)).
-int laio_httpd_cached(int fd, long long offset, long long length);
 #endif
