@@ -303,8 +303,11 @@ class Server:
             command = [args.nginx, "-c", conf]
         else:
             _, backend, network = name.split("/")
+            # Room for the load's connections: in `laio` mode the thread pool keeps a worker
+            # per connection (--max-connections + 16), and their stacks count in the cgroup.
             command = [args.httpd, "--root", root, "--port", str(port), "--backend", backend,
-                       "--network", network, "--max-connections", "8192", "--idle-timeout", "120"]
+                       "--network", network, "--max-connections", str(max(args.connections) + 64),
+                       "--idle-timeout", "120"]
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
                                         preexec_fn=cage.enter if cage else None)
         deadline = time.monotonic() + 10
@@ -665,8 +668,8 @@ def main():
     args.disk_seconds = args.disk_seconds or (2 if quick else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if quick else 2)
     args.connections = [int(c) for c in (args.connections or ("32" if quick else "16,64,256")).split(",")]
-    args.directories = args.directories or (20 if quick else 200)
-    args.cap_mb = args.cap_mb or (24 if quick else 64)
+    args.directories = args.directories or (40 if quick else 200)
+    args.cap_mb = args.cap_mb or 64
     regimes = [r for r in args.regimes.split(",") if r]
     if any(r not in ("cached", "disk") for r in regimes):
         sys.exit("webbench: --regimes takes cached and/or disk")
