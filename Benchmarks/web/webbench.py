@@ -742,11 +742,25 @@ def main():
         if os.path.islink(latest):
             os.remove(latest)
         os.symlink(os.path.basename(folder), latest)
-    failures = [r for r in results if "error" in r or r.get("errors")]
+    # A server that could not start, or a client that failed, fails the job; answers that
+    # were not 2xx (a server's 503 under memory pressure, say) are reported, not fatal.
+    failures = [r for r in results if "error" in r]
     if failures:
-        progress(f"{len(failures)} measurements had errors; see results.json")
+        progress(f"{len(failures)} measurements could not be made; see results.json")
         return 1
     return 0
+
+
+def error_lines(results):
+    """One line per measurement with socket errors or non-2xx answers, or that failed."""
+    lines = []
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['regime']} run {r['run']} {r['server']}: not measured: {r['error']}")
+        elif r.get("errors"):
+            lines.append(f"{r['regime']} run {r['run']} {r['server']} at {r['connections']} connections: "
+                         f"{r['errors']} socket errors or non-2xx answers of {r['requests']:,} requests")
+    return lines
 
 
 def write_outputs(folder, meta, results, summaries, skipped, micro):
@@ -807,6 +821,9 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
                 report += [f"Disk reads per measurement: median {statistics.median(r['disk_reads'] for r in rows):,.0f} "
                            f"(least {min(r['disk_reads'] for r in rows):,}); cgroup page cache at the end: median "
                            f"{statistics.median(r['cgroup_cache_mb'] for r in rows):.1f} MiB.", ""]
+    errors = error_lines(results)
+    if errors:
+        report += ["## Errors", ""] + [f"- {line}" for line in errors] + [""]
     for part in micro:
         report += [f"## {part['title']}", "", "```", part["text"].rstrip(), "```", ""]
     report += [f"Raw figures: results.json and results.csv in this folder. Elapsed: {meta['elapsed_s']} s.", ""]
@@ -821,6 +838,8 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
         print(text_table(header, rows) + "\n")
     for note in skipped.values():
         print(f"disk-bound regime skipped: {note}")
+    for line in error_lines(results):
+        print(line)
     for line in targets(summaries):
         print(line)
     print(f"\nresults: {folder}/report.md (and results.json, results.csv, *.svg)")
