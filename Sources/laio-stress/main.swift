@@ -143,7 +143,9 @@ final class Stress {
     var random: Random
     let fileFD: Int32, scratchFD: Int32
     let fileSize = 1 << 20
-    let path: [CChar]
+    /// The patterned file's path for background opens: allocated once, freed in release()
+    /// (after close, when no call can read it any more).
+    let path: UnsafeMutablePointer<CChar>
     var channels: [Channel] = []
     let slots: Int
     let buffers: UnsafeMutableRawBufferPointer
@@ -159,7 +161,7 @@ final class Stress {
         self.laio = laio
         self.options = options
         self.random = Random(state: seed | 1)
-        self.path = Array(filePath.utf8CString)
+        self.path = strdup(filePath)
         fileFD = open(filePath, O_RDONLY | O_CLOEXEC)
         scratchFD = open(scratchPath, O_RDWR | O_CLOEXEC)
         guard fileFD >= 0, scratchFD >= 0 else { fail("cannot open the test files") }
@@ -179,8 +181,10 @@ final class Stress {
         }
     }
 
-    /// Frees everything; the context must have no call outstanding.
+    /// Frees everything. Safe only once the context is closed and every call reported
+    /// (closeWithCallsInFlight does both): no call can touch these buffers after that.
     func release() {
+        free(path)
         for channel in channels { close(channel.readFD); close(channel.writeFD) }
         close(fileFD)
         close(scratchFD)
@@ -280,7 +284,7 @@ final class Stress {
             operation = .fstat(fd: fileFD, buffer: stats + slot)
             expectation = .stat(slot: slot)
         default:
-            operation = path.withUnsafeBufferPointer { .openat(dirfd: AT_FDCWD, path: $0.baseAddress!, flags: O_RDONLY | O_CLOEXEC) }
+            operation = .openat(dirfd: AT_FDCWD, path: path, flags: O_RDONLY | O_CLOEXEC)
             expectation = .open
             cancelAtOnce = random.chance(25)
             freeSlots.append(slot)
