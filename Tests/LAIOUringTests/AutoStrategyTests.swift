@@ -266,7 +266,10 @@ private func expectPoolOnlyAutoWorks(_ laio: Context) throws {
     defer { close(fd) }
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
     defer { buffer.deallocate() }
-    for _ in 0..<50 { #expect(try complete(.pread(fd: fd, buffer: buffer, offset: 4096), in: laio) == .success(4096)) }
+    for _ in 0..<50 {
+        let result = try complete(.pread(fd: fd, buffer: buffer, offset: 4096), in: laio)
+        #expect(result == .success(4096))
+    }
     #expect(Array(buffer) == Array(content[4096...]))
     #expect((laio.statistics?.inline ?? 0) >= 45)
 
