@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import random
-import re
 import shutil
 import signal
 import socket

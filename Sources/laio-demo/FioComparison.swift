@@ -54,18 +54,15 @@ func fioComparison(_ options: Options) throws {
                 figures["LAIO \(kind)", default: []].append(try randomReads(laio, fd: fd, offsets: offsets, depth: depth))
             }
         }
-        let reference = figures["fio io_uring"].map { $0.count == options.runs ? $0 : [] } ?? []
-        let base = reference.isEmpty ? figures["fio psync"] ?? [] : reference
         var row = ["\(depth)"] + columns.map { figures[$0].map { format(median($0)) } ?? "-" }
-        for (kind, _) in contexts where kind == .auto {
-            let ours = figures["LAIO auto"] ?? []
-            let ratios = zip(ours, base).map { $0 / $1 }
+        if let ours = figures["LAIO auto"] {
+            // Per-run ratios to fio's io_uring engine, or to psync where io_uring cannot run.
+            let ratios = zip(ours, figures[referenceName(failures)] ?? []).map { $0 / $1 }
             row.append(ratios.isEmpty ? "-" : format(median(ratios), 2))
         }
         rows.append(row)
     }
-    let referenceName = failures["fio io_uring"] == nil ? "fio io_uring" : "fio psync"
-    let ratioColumn = contexts.contains { $0.0 == .auto } ? ["auto / \(referenceName)"] : []
+    let ratioColumn = contexts.contains { $0.0 == .auto } ? ["auto / \(referenceName(failures))"] : []
     printTable(["in flight"] + columns.map { "\($0) reads/s" } + ratioColumn, rows,
                title: "Cold random 4 KiB reads against fio")
     for (name, reason) in failures.sorted(by: { $0.key < $1.key }) { print("not measured: \(name): \(reason)") }
@@ -74,4 +71,9 @@ func fioComparison(_ options: Options) throws {
         print("auto: \(laio.details); pread: \(laio.route(for: .pread))")
         if let statistics = laio.statistics { print("auto's counts: \(statistics)") }
     }
+}
+
+/// The peer auto's ratio is taken to: fio's io_uring engine, or psync when it failed here.
+func referenceName(_ failures: [String: String]) -> String {
+    failures["fio io_uring"] == nil ? "fio io_uring" : "fio psync"
 }

@@ -264,8 +264,8 @@ final class Stress {
                 operation = channels[channel].isSocket ? .recv(fd: fd, buffer: read) : .read(fd: fd, buffer: read)
                 expectation = .channelRead(channel: channel, slot: slot, payload: writeFirst || writeAfter)
                 if writeFirst { writePayload(channel, slot) }
-                if writeFirst || writeAfter {
-                    return issue(operation, expectation, slot: slot, cancel: cancelAtOnce, after: { self.writePayload(channel, slot) }, writeAfter: writeAfter)
+                if writeAfter {
+                    return issue(operation, expectation, cancel: cancelAtOnce, afterSubmit: { self.writePayload(channel, slot) })
                 }
             }
         case 45..<65:
@@ -289,7 +289,7 @@ final class Stress {
             cancelAtOnce = random.chance(25)
             freeSlots.append(slot)
         }
-        return issue(operation, expectation, slot: slot, cancel: cancelAtOnce, after: nil, writeAfter: false)
+        return issue(operation, expectation, cancel: cancelAtOnce)
     }
 
     func writePayload(_ channel: Int, _ slot: Int) {
@@ -297,8 +297,10 @@ final class Stress {
         if write(channels[channel].writeFD, source.baseAddress, 16) != 16 { problem("payload write on channel \(channel) failed") }
     }
 
-    func issue(_ operation: Operation, _ expectation: Expectation, slot: Int, cancel: Bool,
-               after: (() -> Void)?, writeAfter: Bool) -> Bool {
+    /// Submits `operation`; `afterSubmit` runs right after the submit returns, before any
+    /// cancel (the payload written after the read is issued).
+    func issue(_ operation: Operation, _ expectation: Expectation, cancel: Bool,
+               afterSubmit: (() -> Void)? = nil) -> Bool {
         submitted += 1
         let outcome: Outcome
         do {
@@ -311,12 +313,12 @@ final class Stress {
         switch outcome {
         case let .completed(result):
             synchronous += 1
-            if writeAfter { after?() }
+            afterSubmit?()
             settle(nil, result, expectation)
         case let .inProgress(handle):
             background += 1
             pending[handle] = expectation
-            if writeAfter { after?() }
+            afterSubmit?()
             if cancel {
                 cancelsSent += 1
                 do { try laio.cancel(handle) } catch let error where error == .noSuchFileOrDirectory {

@@ -351,7 +351,6 @@ def fd_exhaustion_case(root, backend, network):
     import resource
     def limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-    log = []
     process = subprocess.Popen([BINARY, "--root", root, "--port", "0", "--backend", backend, "--network", network,
                                 "--max-connections", "1000", "--idle-timeout", "3"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
@@ -378,8 +377,8 @@ def fd_exhaustion_case(root, backend, network):
         time.sleep(0.3)
         ok = False
         for _ in range(20):
-            code, out = subprocess.run(["curl", "-s", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}",
-                                        f"http://127.0.0.1:{port}/hello.txt"], capture_output=True).returncode, None
+            code = subprocess.run(["curl", "-s", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}",
+                                   f"http://127.0.0.1:{port}/hello.txt"], capture_output=True).returncode
             if code == 0:
                 ok = True
                 break
