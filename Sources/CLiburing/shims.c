@@ -3,6 +3,7 @@
 
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -175,4 +176,50 @@ __attribute__((constructor)) static void laio_shim_register_fork_handler(void) {
 
 size_t laio_shim_heap_in_use(void) {
     return mallinfo2().uordblks;
+}
+
+// A thread's mark: set when the thread exits (its pthread key destructor runs in user space,
+// before the kernel tears the thread down and cancels its io_uring requests), shared by
+// reference count with the background calls the thread submitted.
+struct laio_thread_mark {
+    atomic_int exited;
+    atomic_int references;
+};
+
+static pthread_key_t mark_key;
+static pthread_once_t mark_key_once = PTHREAD_ONCE_INIT;
+static __thread struct laio_thread_mark *current_mark;
+
+static void mark_thread_exit(void *value) {
+    struct laio_thread_mark *mark = value;
+    atomic_store_explicit(&mark->exited, 1, memory_order_release);
+    current_mark = NULL;
+    laio_shim_thread_mark_release(mark);
+}
+
+static void make_mark_key(void) { (void)pthread_key_create(&mark_key, mark_thread_exit); }
+
+struct laio_thread_mark *laio_shim_thread_mark_retain(void) {
+    struct laio_thread_mark *mark = current_mark;
+    if (mark == NULL) {
+        pthread_once(&mark_key_once, make_mark_key);
+        mark = calloc(1, sizeof *mark);
+        if (mark == NULL) return NULL;
+        atomic_init(&mark->references, 1);  // the thread's own reference
+        if (pthread_setspecific(mark_key, mark) != 0) {
+            free(mark);
+            return NULL;
+        }
+        current_mark = mark;
+    }
+    atomic_fetch_add_explicit(&mark->references, 1, memory_order_relaxed);
+    return mark;
+}
+
+bool laio_shim_thread_mark_exited(const struct laio_thread_mark *mark) {
+    return mark != NULL && atomic_load_explicit(&mark->exited, memory_order_acquire) != 0;
+}
+
+void laio_shim_thread_mark_release(struct laio_thread_mark *mark) {
+    if (mark != NULL && atomic_fetch_sub_explicit(&mark->references, 1, memory_order_acq_rel) == 1) free(mark);
 }

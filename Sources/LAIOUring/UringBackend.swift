@@ -16,9 +16,15 @@ import LAIOCore
 /// operations found on the way go to the context's completion queue in ring order.
 ///
 /// One lock serialises the ring (submission, reaping, cancellation, shutdown), so a context
-/// may be used from several threads. Requests belong to the thread that submitted them:
-/// when that thread exits, the kernel cancels its requests still in flight, and poll
-/// reports them with `ECANCELED`.
+/// may be used from several threads.
+///
+/// A call outlives the thread that submitted it. io_uring ties each request to its
+/// submitting thread: when that thread exits, the kernel fails its requests that are not
+/// done yet (`ECANCELED` for one waiting on a poll or queued for io-wq, `EFAULT` for one
+/// about to be issued again from the thread's task work). Such a failure that nobody asked
+/// for is not reported: the backend's resubmission thread, which lives as long as the
+/// context, issues the same submission entry again under the same handle, and only that
+/// run's result is reported (see `isKernelCancellation` for why running it again is safe).
 ///
 /// Waiting: the ring's own descriptor is readable exactly while its completion ring holds
 /// entries, so poll sleeps in ppoll(2) on it and on the completion queue's eventfd. The
@@ -68,6 +74,14 @@ public final class UringBackend: Backend, @unchecked Sendable {
         var closed = false
         /// `shutdown` has finished: nothing is in flight and the ring is no longer used.
         var tornDown = false
+        /// Slots whose request the kernel cancelled because its submitting thread exited,
+        /// waiting for the resubmission thread (at most `capacity`: each is an in-flight slot).
+        var resubmissions = Ring<Int32>(initialCapacity: 16)
+        /// The resubmission thread, started on first need, and the eventfd that wakes it.
+        var resubmitter: pthread_t? = nil
+        var resubmitterWake: Int32 = -1
+        /// Calls issued again after the kernel cancelled them (for statistics).
+        var resubmitted = 0
     }
 
     private static let statxSize = 256
@@ -217,6 +231,15 @@ public final class UringBackend: Backend, @unchecked Sendable {
             // Only a reap under this lock can see its completion, so the credit is in place
             // before the completion can reach the queue (and poll give it back).
             completions.take()
+            // What running it again needs, should its thread exit first: the entry as the
+            // kernel took it (nothing has written the ring's copy since prepare, under this
+            // lock) and the thread's mark. Only calls that go to the background pay for this.
+            let record = slots + Int(slot)
+            record.pointee.entry = entry.pointee
+            record.pointee.submitter = laio_shim_thread_mark_retain()
+            record.pointee.cancelRequested = false
+            record.pointee.awaitingResubmission = false
+            record.pointee.resubmissions = 0
             return .success(.inProgress(handle))
         }
         return try outcome.get()
@@ -288,6 +311,10 @@ public final class UringBackend: Backend, @unchecked Sendable {
                 let data = entry.pointee.user_data
                 // user_data 0 marks requests of the backend's own (cancellations).
                 guard data != 0 else { continue }
+                if data != own, isKernelCancellation(data, kernelReturn: Int(entry.pointee.res), state) {
+                    scheduleResubmission(data, &state)
+                    continue
+                }
                 let result = finish(data, kernelReturn: Int(entry.pointee.res), &state)
                 if data == own {
                     found = result
@@ -327,11 +354,126 @@ public final class UringBackend: Backend, @unchecked Sendable {
                 record.pointee.target2?.assumingMemoryBound(to: Int64.self).pointee += Int64(value)
             }
         }
+        if let submitter = record.pointee.submitter {
+            laio_shim_thread_mark_release(submitter)
+            record.pointee.submitter = nil
+        }
         record.pointee.inFlight = false
         state.inFlight -= 1
         releaseSlot(slot, &state)
         return result
     }
+
+    // MARK: - Calls whose thread exited
+
+    /// Whether a completion is the kernel's failure of a request that nobody cancelled,
+    /// because its submitting thread exited before the request was done. Running the call
+    /// again is then safe, because in each case the kernel gives that answer only for a
+    /// request that did nothing:
+    /// - `ECANCELED`: a request waiting on a poll (reads and recvs of pipes and sockets
+    ///   without data, sends into full buffers, accepts without a connection) is removed
+    ///   before its retry ran, and a request queued for io-wq is dropped before a worker
+    ///   took it. A request that had done part of its transfer completes with the count
+    ///   instead (io_uring reports partial progress, never ECANCELED, for it), and one that
+    ///   a worker was already running completes with its real result. ECANCELED is not an
+    ///   answer any of LAIO's operations gives by itself, and this backend reports it only
+    ///   after `cancel` or `close`; so it is rerun whether or not the thread is known to
+    ///   have exited (io-wq also drops queued work with it when it cannot start a worker).
+    /// - `EFAULT` and `EINTR` when the submitting thread has exited: `EFAULT` is the answer
+    ///   of a request that was to be issued again from the thread's task work (a buffered
+    ///   read waiting for a page that the cache was filling) when the thread was gone, so it
+    ///   was not issued; bytes it had already read are reported as a count, not EFAULT.
+    ///   `EINTR` is that of an io-wq worker's call interrupted because the thread exited,
+    ///   before it transferred anything. A real EFAULT (a bad buffer) runs a second time and
+    ///   gives EFAULT again.
+    /// After `close`, or after the caller's `cancel`, the answer is reported as it is; a call
+    /// is run again at most four times, so a call that keeps being failed is reported.
+    @inline(__always)
+    private func isKernelCancellation(_ data: UInt64, kernelReturn value: Int, _ state: RingState) -> Bool {
+        guard value == -Int(ECANCELED) || value == -Int(EFAULT) || value == -Int(EINTR) else { return false }
+        let record = slots + (Int(truncatingIfNeeded: data & 0xffff_ffff) - 1)
+        guard !state.closed, !record.pointee.cancelRequested, record.pointee.resubmissions < 4 else { return false }
+        return value == -Int(ECANCELED) || laio_shim_thread_mark_exited(record.pointee.submitter)
+    }
+
+    /// Queues the call for the resubmission thread, starting it on first need. Called with
+    /// the lock held; the slot stays in flight (its handle outstanding) meanwhile.
+    private func scheduleResubmission(_ data: UInt64, _ state: inout RingState) {
+        let slot = Int32(truncatingIfNeeded: data & 0xffff_ffff) - 1
+        slots[Int(slot)].awaitingResubmission = true
+        state.resubmissions.append(slot)
+        if state.resubmitter == nil { startResubmitter(&state) }
+        if state.resubmitterWake >= 0 {
+            var one: UInt64 = 1
+            _ = Glibc.write(state.resubmitterWake, &one, 8)
+        }
+    }
+
+    /// Starts the thread that issues cancelled calls again. It lives until shutdown, so the
+    /// requests it submits are never cancelled by a thread's exit. If it cannot be started
+    /// (no memory or threads), the waiting calls are reported with the kernel's answer.
+    private func startResubmitter(_ state: inout RingState) {
+        let wake = laio_shim_eventfd()
+        var thread = pthread_t()
+        // Unretained: shutdown (which deinit runs first) joins the thread before the backend goes.
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        if wake >= 0, pthread_create(&thread, nil, { argument in
+            Unmanaged<UringBackend>.fromOpaque(argument!).takeUnretainedValue().resubmitterLoop()
+            return nil
+        }, me) == 0 {
+            state.resubmitter = thread
+            state.resubmitterWake = wake
+            return
+        }
+        if wake >= 0 { _ = Glibc.close(wake) }
+        while let slot = state.resubmissions.popFirst() {
+            let handle = Self.handle(slot: slot, generation: slots[Int(slot)].generation)
+            slots[Int(slot)].awaitingResubmission = false
+            let result = finish(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
+            completions.push(Completion(handle: handle, kernelReturn: result))
+        }
+    }
+
+    /// The resubmission thread: issues each waiting call's entry again, under its handle,
+    /// and sleeps in ppoll (interruptible, so the kernel can run the task work of the
+    /// requests it owns) until there is more or shutdown ends it.
+    private func resubmitterLoop() {
+        _ = laio_shim_worker_sigmask()
+        let mark = laio_shim_thread_mark_retain()
+        defer { laio_shim_thread_mark_release(mark) }
+        var wait: Int64 = -1
+        while true {
+            let wake = state.withLock { $0.resubmitterWake }
+            _ = laio_shim_wait_readable(wake, wait)
+            var value: UInt64 = 0
+            _ = Glibc.read(wake, &value, 8)
+            let next = state.withLock { state -> Int64? in
+                guard !state.tornDown else { return nil }
+                while !state.resubmissions.isEmpty {
+                    // After close, shutdown reports the waiting calls.
+                    guard !state.closed else { return -1 }
+                    // A full submission ring: retried in a millisecond.
+                    guard let entry = nextEntry() else { return 1_000_000 }
+                    let slot = state.resubmissions.popFirst()!
+                    let record = slots + Int(slot)
+                    entry.pointee = record.pointee.entry
+                    record.pointee.awaitingResubmission = false
+                    record.pointee.resubmissions += 1
+                    if let old = record.pointee.submitter { laio_shim_thread_mark_release(old) }
+                    record.pointee.submitter = laio_shim_thread_mark_retain()
+                    state.resubmitted += 1
+                }
+                submitPending()
+                reap(&state)
+                return -1
+            }
+            guard let next else { return }
+            wait = next
+        }
+    }
+
+    /// Calls issued again after the kernel cancelled them because their thread exited.
+    public var resubmittedCount: Int { state.withLock { $0.resubmitted } }
 
     public func service() -> Duration? {
         state.withLock { state -> Duration? in
@@ -353,6 +495,15 @@ public final class UringBackend: Backend, @unchecked Sendable {
             guard slot >= 0, slot < Int(state.fresh), slots[slot].inFlight,
                   Self.handle(slot: Int32(slot), generation: slots[slot].generation) == handle
             else { return false }
+            slots[slot].cancelRequested = true
+            if slots[slot].awaitingResubmission {
+                // Not in the kernel: nothing to ask it; the call is cancelled here.
+                _ = state.resubmissions.removeFirst { $0 == Int32(slot) }
+                slots[slot].awaitingResubmission = false
+                let result = finish(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
+                completions.push(Completion(handle: handle, kernelReturn: result))
+                return true
+            }
             guard requestCancel(of: handle) else { return true }  // shutdown or a later cancel retries
             submitPending()
             reap(&state)
@@ -362,12 +513,19 @@ public final class UringBackend: Backend, @unchecked Sendable {
     }
 
     public func shutdown() {
-        state.withLock { state in
-            guard !state.tornDown else { return }
+        let resubmitter = state.withLock { state -> (thread: pthread_t, wake: Int32)? in
+            guard !state.tornDown else { return nil }
             state.closed = true
             var lastCancel: Int64 = 0
             submitPending()
             reap(&state)
+            // Calls waiting to be issued again are not in the kernel: cancelled here.
+            while let slot = state.resubmissions.popFirst() {
+                let handle = Self.handle(slot: slot, generation: slots[Int(slot)].generation)
+                slots[Int(slot)].awaitingResubmission = false
+                let result = finish(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
+                completions.push(Completion(handle: handle, kernelReturn: result))
+            }
             while state.inFlight > 0 {
                 let now = monotonicNanoseconds()
                 if now - lastCancel > 100_000_000 {
@@ -385,6 +543,16 @@ public final class UringBackend: Backend, @unchecked Sendable {
             // The ring itself (and its descriptor, which a concurrent poll may be sleeping
             // on) is released in deinit; nothing is in flight in it any more.
             state.tornDown = true
+            guard let thread = state.resubmitter else { return nil }
+            state.resubmitter = nil
+            return (thread, state.resubmitterWake)
+        }
+        // The resubmission thread sees `tornDown` and returns; it owns no request any more.
+        if let resubmitter {
+            var one: UInt64 = 1
+            _ = Glibc.write(resubmitter.wake, &one, 8)
+            pthread_join(resubmitter.thread, nil)
+            _ = Glibc.close(resubmitter.wake)
         }
     }
 
@@ -674,6 +842,16 @@ struct UringSlot {
     var generation: UInt32 = 0
     var inFlight = false
     var fixup = Fixup.none
+    /// Set by `cancel`: an ECANCELED is then the answer asked for, not the kernel's own.
+    var cancelRequested = false
+    /// Queued for the resubmission thread (not in the kernel meanwhile).
+    var awaitingResubmission = false
+    /// How many times the call was issued again after the kernel cancelled it.
+    var resubmissions: UInt8 = 0
+    /// The thread that submitted the request (a reference on its mark), for background calls.
+    var submitter: OpaquePointer? = nil
+    /// The submission entry of a background call, as the kernel took it, to issue it again.
+    var entry = io_uring_sqe()
     /// The caller's memory a fix-up writes: the `stat` buffer, the address length, the
     /// splice input offset.
     var target: UnsafeMutableRawPointer? = nil

@@ -175,4 +175,14 @@ static inline unsigned long laio_shim_fork_generation(void) {
 /// Bytes of heap in use (glibc's mallinfo2().uordblks), for leak checks in laio-stress.
 size_t laio_shim_heap_in_use(void);
 
+/// The calling thread's mark, with one more reference for the caller (NULL without memory).
+/// The mark says whether the thread has exited: io_uring fails a request whose submitting
+/// thread exits before it is done, and the uring backend runs such a call again elsewhere.
+struct laio_thread_mark;
+struct laio_thread_mark *laio_shim_thread_mark_retain(void);
+/// Whether the thread of `mark` has exited (false for NULL).
+bool laio_shim_thread_mark_exited(const struct laio_thread_mark *mark);
+/// Drops a reference taken by laio_shim_thread_mark_retain (NULL is ignored).
+void laio_shim_thread_mark_release(struct laio_thread_mark *mark);
+
 #endif
