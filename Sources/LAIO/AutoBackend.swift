@@ -332,13 +332,13 @@ final class AutoBackend: Backend, @unchecked Sendable {
 
     var notificationDescriptor: Int32? { ring?.notificationDescriptor }
 
-    func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) {
+    @discardableResult
+    func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
         if let ring {
             // The ring's wait covers the queue's eventfd, which pool completions signal.
-            ring.waitForCompletions(in: queue, nanoseconds: nanoseconds)
-        } else {
-            _ = laio_shim_wait_readable(queue.notificationDescriptor, nanoseconds.map { max($0, 0) } ?? -1)
+            return ring.waitForCompletions(in: queue, nanoseconds: nanoseconds)
         }
+        return laio_shim_wait_readable(queue.notificationDescriptor, nanoseconds.map { max($0, 0) } ?? -1) == -EINTR
     }
 }
 

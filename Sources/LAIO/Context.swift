@@ -173,7 +173,13 @@ public final class Context: Sendable {
     /// appending it to an array (the C ABI writes them straight into the caller's records).
     /// `body` runs under the completion queue's lock: it must only store the completion.
     /// Throws `EBADF` in a child forked after the context was made.
-    public func poll(maximum: Int, timeout: Duration?, _ body: (Completion) -> Void) throws(Errno) -> Int {
+    ///
+    /// A signal handler that runs on the polling thread during the wait does not end the
+    /// poll: it looks again and goes on waiting. With `interruptible` it throws `EINTR`
+    /// instead (when no completion came with the signal), as poll(2) and epoll_wait(2)
+    /// do whatever SA_RESTART says; `laio_poll` is interruptible.
+    public func poll(maximum: Int, timeout: Duration?, interruptible: Bool = false,
+                     _ body: (Completion) -> Void) throws(Errno) -> Int {
         guard madeHere else { throw .badFileDescriptor }
         guard maximum > 0 else { throw .invalidArgument }
         let deadline = timeout.map { timeout -> Int64 in
@@ -193,8 +199,12 @@ public final class Context: Sendable {
             if let serviceInterval {
                 wait = min(wait ?? .max, serviceInterval.nanoseconds)
             }
-            // Returns early on a signal; the loop looks again.
-            backend.waitForCompletions(in: self.completions, nanoseconds: wait)
+            // Returns early on a signal; the loop looks again, or reports it.
+            if backend.waitForCompletions(in: self.completions, nanoseconds: wait) && interruptible {
+                let moved = self.completions.drain(maximum: maximum, body)
+                if moved > 0 { return moved }
+                throw .interrupted
+            }
         }
     }
 

@@ -33,14 +33,17 @@ public protocol Backend: AnyObject, Sendable {
 
     /// Sleeps until completions may be waiting (in `queue` or in the backend) or
     /// `nanoseconds` pass (`nil`: no limit). May return early; poll looks again.
-    func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?)
+    /// Returns true when a signal handler ran on this thread during the wait (EINTR).
+    @discardableResult
+    func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool
 }
 
 extension Backend {
     public var notificationDescriptor: Int32? { nil }
 
     /// Backends whose every completion goes through the queue sleep on its eventfd.
-    public func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) {
-        _ = laio_shim_wait_readable(queue.notificationDescriptor, nanoseconds.map { max($0, 0) } ?? -1)
+    @discardableResult
+    public func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
+        laio_shim_wait_readable(queue.notificationDescriptor, nanoseconds.map { max($0, 0) } ?? -1) == -EINTR
     }
 }

@@ -188,15 +188,15 @@ public final class UringBackend: Backend, @unchecked Sendable {
 
     /// Sleeps on the ring's descriptor (readable while completions are in the ring) and the
     /// queue's eventfd. After shutdown only the queue is left to wait on.
-    public func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) {
+    @discardableResult
+    public func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
         let timeout = nanoseconds.map { max($0, 0) } ?? -1
         if state.withLock({ $0.tornDown }) {
-            _ = laio_shim_wait_readable(queue.notificationDescriptor, timeout)
-        } else {
-            // The ring's descriptor stays open until deinit, so this is safe even if
-            // shutdown runs meanwhile: it then simply never becomes readable.
-            _ = laio_shim_wait_readable2(queue.notificationDescriptor, ringFD, timeout)
+            return laio_shim_wait_readable(queue.notificationDescriptor, timeout) == -EINTR
         }
+        // The ring's descriptor stays open until deinit, so this is safe even if
+        // shutdown runs meanwhile: it then simply never becomes readable.
+        return laio_shim_wait_readable2(queue.notificationDescriptor, ringFD, timeout) == -EINTR
     }
 
     // MARK: - Submission

@@ -95,7 +95,7 @@ public func laioSwiftPoll(_ records: UnsafeMutablePointer<laio_completion>, _ co
     var filled = 0
     do throws(Errno) {
         // `records` holds `count` records (the C caller's array); poll hands out at most that many.
-        return Int32(try context.poll(maximum: Int(count), timeout: timeout) { completion in
+        return Int32(try context.poll(maximum: Int(count), timeout: timeout, interruptible: true) { completion in
             let record: laio_completion
             switch completion.result {
             case let .success(value):

@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +215,45 @@ static void test_poll_arguments(void) {
     double waited = (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) / 1e9;
     CHECK(n == 0, "a 50 ms poll returned %d", n);
     CHECK(waited >= 0.045, "a 50 ms poll returned after %.3f s", waited);
+}
+
+// --- a signal handler that runs during laio_poll's wait: -1 with EINTR, as poll(2) ---
+static volatile sig_atomic_t handled;
+static atomic_int poll_returned;
+static void on_signal(int signal) { (void)signal; handled++; }
+
+// Signals `target` every 10 ms until its poll returned: a signal that lands before the
+// wait began is followed by one during it, however slow the machine.
+static void *signal_until_returned(void *target) {
+    while (!atomic_load(&poll_returned)) {
+        pthread_kill(*(pthread_t *)target, SIGUSR1);
+        struct timespec tick = {0, 10 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+    }
+    return NULL;
+}
+
+static void test_poll_signal(int restart) {
+    struct sigaction action = {.sa_handler = on_signal, .sa_flags = restart ? SA_RESTART : 0};
+    sigemptyset(&action.sa_mask);
+    struct sigaction old;
+    sigaction(SIGUSR1, &action, &old);
+    handled = 0;
+    atomic_store(&poll_returned, 0);
+    pthread_t self = pthread_self(), signaller;
+    pthread_create(&signaller, NULL, signal_until_returned, &self);
+    struct laio_completion c[2];
+    errno = 0;
+    int n = laio_poll(c, 2, NULL);  // nothing is outstanding: only a signal can end it
+    int error = errno;
+    atomic_store(&poll_returned, 1);
+    pthread_join(signaller, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    CHECK(n == -1 && error == EINTR, "laio_poll with SA_RESTART %s returned %d errno %d", restart ? "on" : "off", n, error);
+    CHECK(handled > 0, "the handler did not run");
+    // The context still works afterwards.
+    struct timespec zero = {0, 0};
+    CHECK(laio_poll(c, 2, &zero) == 0, "a completion after the interrupted poll");
 }
 
 // --- laio_cancel ---
@@ -483,6 +524,8 @@ int main(void) {
     test_synchronous(file);
     test_background();
     test_poll_arguments();
+    test_poll_signal(0);
+    test_poll_signal(1);
     test_cancel();
     test_stat(file, link);
     test_unsupported();

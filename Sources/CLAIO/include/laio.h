@@ -63,7 +63,9 @@ void *laio_gethandle(void);
  * `timeout` NULL waits until at least one is there; {0, 0} never waits.
  * Returns the number of records filled, 0 when the timeout passed, or -1 with errno:
  * EINVAL for a NULL array, ncompletions <= 0 or a timeout with tv_sec < 0 or tv_nsec
- * outside [0, 999999999]; the context's start-up error when it could not start.
+ * outside [0, 999999999]; EINTR when a signal handler ran on the calling thread during the
+ * wait and no record was filled (as poll(2) does, whatever SA_RESTART says); the
+ * context's start-up error when it could not start.
  * Waiting for ever while nothing is outstanding is allowed: another thread may submit.
  */
 int laio_poll(struct laio_completion completions[], int ncompletions, const struct timespec *timeout);
