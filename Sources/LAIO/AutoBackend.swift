@@ -189,6 +189,12 @@ final class AutoBackend: Backend, @unchecked Sendable {
             wouldBlock = true
         }
         if ringKinds & bit != 0, demoted.load(ordering: .relaxed) & bit == 0, let ring {
+            // io_uring reads or writes a pipe or socket's stream and ignores the offset of a
+            // positioned call, where the system call answers ESPIPE. A positioned call that
+            // was not tried inline (whose preadv2 would have said ESPIPE) is asked first.
+            if !wouldBlock, Self.positionedKinds & bit != 0, let refusal = Self.positionOnStream(typed) {
+                return .completed(.failure(refusal))
+            }
             if let ringRefusal, let refusal = ringRefusal(typed) {
                 return try rerunOnPool(operation, kind: kind, refused: refusal)
             }
@@ -232,6 +238,26 @@ final class AutoBackend: Backend, @unchecked Sendable {
             counters.threadsSynchronous.increment()
         }
         return outcome
+    }
+
+    private static let positionedKinds = OperationKind.pread.bit | OperationKind.preadv.bit
+        | OperationKind.pwrite.bit | OperationKind.pwritev.bit
+
+    /// ESPIPE when `operation` is a positioned read or write (offset >= 0) of a descriptor
+    /// without a position (a pipe, a socket, a FIFO): lseek(2) answers ESPIPE for exactly
+    /// the files whose open cleared the position, as pread(2) and pwrite(2) do. One cheap
+    /// system call, paid only by positioned calls that reach the ring without an inline try.
+    private static func positionOnStream(_ operation: Operation) -> Errno? {
+        let fd: Int32
+        switch operation {
+        case let .pread(descriptor, _, offset) where offset >= 0: fd = descriptor
+        case let .pwrite(descriptor, _, offset) where offset >= 0: fd = descriptor
+        case let .preadv(descriptor, _, offset) where offset >= 0: fd = descriptor
+        case let .pwritev(descriptor, _, offset) where offset >= 0: fd = descriptor
+        default: return nil
+        }
+        // Other answers (EBADF) are left to the ring, which gives the same.
+        return lseek(fd, 0, SEEK_CUR) < 0 && errno == ESPIPE ? Errno(rawValue: ESPIPE) : nil
     }
 
     /// Tries `operation` with its non-blocking form. Returns the result when that form

@@ -19,11 +19,17 @@ let uringUnavailable: String? = {
 
 let uringAvailable = uringUnavailable == nil
 
+/// A new file in /var/tmp holding `count` bytes of a pattern; returns its path and bytes.
+/// Each call makes a file of its own (mkstemp), even for the same name: tests run in
+/// parallel, and two that shared a path truncated and rewrote each other's file while
+/// reading it (the pool-only `auto` checks of `withoutUring` and `blockedBySeccomp` both
+/// run under tools/no-io-uring; a pread there came back short).
 func makeFile(_ name: String, bytes count: Int, seed: UInt8) throws -> (path: String, content: [UInt8]) {
-    let path = "/var/tmp/laio-uring-\(getpid())-\(name)"
-    let content = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &+ $0 >> 12) }
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    var template = Array("/var/tmp/laio-uring-\(name)-XXXXXX".utf8CString)
+    let fd = mkstemp(&template)
     guard fd >= 0 else { throw Errno(rawValue: errno) }
+    let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    let content = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &+ $0 >> 12) }
     defer { close(fd) }
     let written = content.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     guard written == count else { throw Errno(rawValue: errno) }

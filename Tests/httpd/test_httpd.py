@@ -270,8 +270,24 @@ def raw_cases(server):
     check(status_of(server, "/hello.txt") == 200, "the server serves on after 20 clients left mid-response")
 
 
+def stuck_stop_case(root, backend, network):
+    """SIGTERM while a client has stopped reading its response: no grace period holds the
+    server for ever; the response that makes no progress is closed after the idle time-out."""
+    server = Server(root, backend, network, ["--idle-timeout", "1"])
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", server.port))
+    s.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.recv(4096)  # the response has begun; the client reads no more
+    code, out = server.stop()  # stop() allows 15 s, for a 1 s time-out
+    s.close()
+    check(code == 0, f"a response stuck at SIGTERM is closed after the idle time-out and the server exits 0 (got {code})")
+
+
 def graceful_stop_case(root, backend, network):
-    """SIGTERM while a 24 MB response is being read: the response completes, then the server exits 0."""
+    """SIGTERM while a 24 MB response is being read through a 4 KiB window: the response
+    completes however long the link takes (the server has no fixed grace period), then the
+    server exits 0."""
     server = Server(root, backend, network)
     with open(f"{root}/huge.bin", "rb") as f:
         big = f.read()
@@ -452,6 +468,7 @@ def main():
                     os.unlink(access_log)
             if not QUICK or backend == "auto":
                 graceful_stop_case(root, backend, network)
+                stuck_stop_case(root, backend, network)
                 timeout_cases(root, backend, network)
                 fd_exhaustion_case(root, backend, network)
     finally:
