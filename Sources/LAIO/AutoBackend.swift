@@ -189,10 +189,11 @@ final class AutoBackend: Backend, @unchecked Sendable {
             wouldBlock = true
         }
         if ringKinds & bit != 0, demoted.load(ordering: .relaxed) & bit == 0, let ring {
-            // io_uring reads or writes a pipe or socket's stream and ignores the offset of a
-            // positioned call, where the system call answers ESPIPE. A positioned call that
-            // was not tried inline (whose preadv2 would have said ESPIPE) is asked first.
-            if !wouldBlock, Self.positionedKinds & bit != 0, let refusal = Self.positionOnStream(typed) {
+            // io_uring writes a pipe or socket's stream and ignores the offset of a positioned
+            // write, where pwrite(2) answers ESPIPE: asked first. (Positioned reads are tried
+            // inline, where preadv2 answers ESPIPE; with inline-first switched off they read
+            // the stream, as on `uring`: a probe there would cost the cached-read path a call.)
+            if Self.positionedWrites & bit != 0, let refusal = Self.positionOnStream(typed) {
                 return .completed(.failure(refusal))
             }
             if let ringRefusal, let refusal = ringRefusal(typed) {
@@ -240,19 +241,16 @@ final class AutoBackend: Backend, @unchecked Sendable {
         return outcome
     }
 
-    private static let positionedKinds = OperationKind.pread.bit | OperationKind.preadv.bit
-        | OperationKind.pwrite.bit | OperationKind.pwritev.bit
+    private static let positionedWrites = OperationKind.pwrite.bit | OperationKind.pwritev.bit
 
-    /// ESPIPE when `operation` is a positioned read or write (offset >= 0) of a descriptor
-    /// without a position (a pipe, a socket, a FIFO): lseek(2) answers ESPIPE for exactly
-    /// the files whose open cleared the position, as pread(2) and pwrite(2) do. One cheap
-    /// system call, paid only by positioned calls that reach the ring without an inline try.
+    /// ESPIPE when `operation` is a positioned write (offset >= 0) of a descriptor without a
+    /// position (a pipe, a socket, a FIFO): lseek(2) answers ESPIPE for exactly the files
+    /// whose open cleared the position, as pwrite(2) does. One cheap system call per
+    /// positioned write that goes to the ring.
     private static func positionOnStream(_ operation: Operation) -> Errno? {
         let fd: Int32
         switch operation {
-        case let .pread(descriptor, _, offset) where offset >= 0: fd = descriptor
         case let .pwrite(descriptor, _, offset) where offset >= 0: fd = descriptor
-        case let .preadv(descriptor, _, offset) where offset >= 0: fd = descriptor
         case let .pwritev(descriptor, _, offset) where offset >= 0: fd = descriptor
         default: return nil
         }

@@ -5,7 +5,8 @@
 //
 // Kinds: reads on pipes and loopback TCP sockets (the payload written at once, written and
 // cancelled at once, or only cancelled), sends on sockets, preads of a patterned file
-// (some cancelled), pwrites to a scratch file, fstats, opens (some cancelled) and closes.
+// (some cancelled), pwrites to a scratch file, fstats, opens (some cancelled) and closes;
+// about one call in eight is submitted by a thread that exits as soon as submit returns.
 // Checks: every background call is reported exactly once; every byte read is the byte
 // written (a cancelled read's payload is found still in its pipe or socket); every open
 // descriptor is closed; closing the context with reads and sleeps in flight reports each
@@ -152,10 +153,15 @@ final class Stress {
     let stats: UnsafeMutablePointer<stat>
     var freeSlots: [Int]
     var pending: [Handle: Expectation] = [:]
+    /// Outstanding calls that were asked to stop: only these may be reported ECANCELED.
+    var cancelAsked = Set<Handle>()
     var completions: [Completion] = []
     // Figures.
     var submitted = 0, synchronous = 0, background = 0, reported = 0, cancelsSent = 0, cancelled = 0
     var payloadsFoundAfterCancel = 0, closedInFlight = 0, errors: [String] = []
+    /// Calls submitted by a thread that exited right after (the kernel cancels io_uring
+    /// requests of exited threads; the library must run them again).
+    var fromExitedThreads = 0
 
     init(laio: Context, options: Options, seed: UInt64, filePath: String, scratchPath: String) {
         self.laio = laio
@@ -304,7 +310,12 @@ final class Stress {
         submitted += 1
         let outcome: Outcome
         do {
-            outcome = try laio.submit(operation)
+            if random.chance(12) {
+                fromExitedThreads += 1
+                outcome = try submitFromExitingThread(operation)
+            } else {
+                outcome = try laio.submit(operation)
+            }
         } catch {
             problem("submit: \(error) with \(pending.count) outstanding")
             submitted = options.operations   // stop submitting; drain what is out
@@ -321,6 +332,7 @@ final class Stress {
             afterSubmit?()
             if cancel {
                 cancelsSent += 1
+                cancelAsked.insert(handle)
                 do { try laio.cancel(handle) } catch let error where error == .noSuchFileOrDirectory {
                     // Already finished: it is reported with its result.
                 } catch {
@@ -329,6 +341,28 @@ final class Stress {
             }
         }
         return true
+    }
+
+    /// Submits `operation` from a new thread that exits as soon as submit returns.
+    func submitFromExitingThread(_ operation: Operation) throws(Errno) -> Outcome {
+        final class Call: @unchecked Sendable {
+            // @unchecked: `outcome` is written by the thread before it exits and read only
+            // after pthread_join, which orders the two.
+            let laio: Context, operation: Operation
+            var outcome: Result<Outcome, Errno> = .failure(.invalidArgument)
+            init(_ laio: Context, _ operation: Operation) { self.laio = laio; self.operation = operation }
+        }
+        let call = Call(laio, operation)
+        var thread = pthread_t()
+        // Unretained: the thread is joined before `call` goes out of scope.
+        let rc = pthread_create(&thread, nil, { argument in
+            let call = Unmanaged<Call>.fromOpaque(argument!).takeUnretainedValue()
+            call.outcome = Result { () throws(Errno) -> Outcome in try call.laio.submit(call.operation) }
+            return nil
+        }, Unmanaged.passUnretained(call).toOpaque())
+        guard rc == 0 else { fail("pthread_create: \(rc)") }
+        pthread_join(thread, nil)
+        return try call.outcome.get()
     }
 
     func settle(_ handle: Handle?, _ result: Result<Int, Errno>, _ known: Expectation? = nil) {
@@ -343,7 +377,11 @@ final class Stress {
             reported += 1
             expectation = found
         }
-        if case .failure(.canceled) = result { cancelled += 1 }
+        let asked = handle.map { cancelAsked.remove($0) != nil } ?? false
+        if case .failure(.canceled) = result {
+            cancelled += 1
+            if !asked { problem("ECANCELED for a call nobody cancelled (\(expectation))") }
+        }
         switch expectation {
         case let .channelRead(channel, slot, payload):
             let fd = channels[channel].readFD
@@ -490,7 +528,7 @@ func round(_ options: Options, operations: Int, files: (String, String), quiet: 
             var line = "\(kind): \(stress.submitted) operations in \(time) s: \(stress.synchronous) synchronous, "
             line += "\(stress.background) background (\(stress.reported) reported), \(stress.cancelsSent) cancels sent, "
             line += "\(stress.cancelled) cancelled, \(stress.payloadsFoundAfterCancel) cancelled reads' payloads found intact, "
-            line += "\(stress.closedInFlight) in flight at close; "
+            line += "\(stress.closedInFlight) in flight at close, \(stress.fromExitedThreads) submitted by exited threads; "
             line += stress.errors.isEmpty ? "no problem" : "\(stress.errors.count) problem(s):"
             print(line)
         }

@@ -59,6 +59,34 @@ struct ExitedThreadTests {
         }
     }
 
+    @Test("cancel of calls from exited threads, racing their run again: each reported once, ECANCELED, nothing consumed",
+          arguments: asynchronousBackends)
+    func cancelCallsOfExitedThreads(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        try withTemporaryDirectory { directory in
+            let jobs = try ExitedThreadJobs(directory: directory, perKind: 40, sleep: .seconds(600),
+                                            kinds: [.pipeRead, .recv, .sleep])
+            defer { jobs.closeAll() }
+            // Each cancel follows its thread's exit at once: the kernel's cancellation, the
+            // queue for the run again and the run itself race the caller's cancel.
+            for job in jobs.all {
+                Thread.detached { job.submit(laio) }.join()
+                if case let .inProgress(handle)? = job.outcome { try laio.cancel(handle) }
+            }
+            let results = try jobs.collect(from: laio, drainingSends: false)
+            for job in jobs.all {
+                #expect(results[job.index] == .failure(.canceled), "\(job): \(String(describing: results[job.index]))")
+            }
+            try expectNoCompletion(in: laio)
+            jobs.provideData()
+            try expectNoCompletion(in: laio)
+            for job in jobs.all where job.kind != .sleep {
+                #expect(job.untouched && job.payloadStillInChannel, "\(job): the cancelled call read its data")
+            }
+            #expect(laio.outstandingCount == 0)
+        }
+    }
+
     @Test("close with calls of exited threads in flight: each reported once, nothing touched afterwards",
           arguments: asynchronousBackends)
     func closeWithCallsOfExitedThreads(_ kind: BackendKind) throws {
