@@ -187,6 +187,7 @@ struct laio_thread_mark {
 };
 
 static pthread_key_t mark_key;
+static bool mark_key_made;  // false if pthread_key_create failed: then no thread has a mark
 static pthread_once_t mark_key_once = PTHREAD_ONCE_INIT;
 static __thread struct laio_thread_mark *current_mark;
 
@@ -197,12 +198,13 @@ static void mark_thread_exit(void *value) {
     laio_shim_thread_mark_release(mark);
 }
 
-static void make_mark_key(void) { (void)pthread_key_create(&mark_key, mark_thread_exit); }
+static void make_mark_key(void) { mark_key_made = pthread_key_create(&mark_key, mark_thread_exit) == 0; }
 
 struct laio_thread_mark *laio_shim_thread_mark_retain(void) {
     struct laio_thread_mark *mark = current_mark;
     if (mark == NULL) {
         pthread_once(&mark_key_once, make_mark_key);
+        if (!mark_key_made) return NULL;
         mark = calloc(1, sizeof *mark);
         if (mark == NULL) return NULL;
         atomic_init(&mark->references, 1);  // the thread's own reference
@@ -222,4 +224,27 @@ bool laio_shim_thread_mark_exited(const struct laio_thread_mark *mark) {
 
 void laio_shim_thread_mark_release(struct laio_thread_mark *mark) {
     if (mark != NULL && atomic_fetch_sub_explicit(&mark->references, 1, memory_order_acq_rel) == 1) free(mark);
+}
+
+int laio_shim_start_thread(pthread_t *thread, void *(*body)(void *), void *argument, size_t stack_size) {
+    pthread_attr_t attributes;
+    int rc = pthread_attr_init(&attributes);
+    if (rc != 0) return rc;
+    if (stack_size > 0) (void)pthread_attr_setstacksize(&attributes, stack_size);
+    // The new thread inherits this mask: no handler of the application can run on it
+    // before it sets its own.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(thread, &attributes, body, argument);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attributes);
+    return rc;
+}
+
+int laio_shim_socket_error(int fd) {
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
+    return error;
 }

@@ -244,18 +244,19 @@ final class AutoBackend: Backend, @unchecked Sendable {
     private static let positionedWrites = OperationKind.pwrite.bit | OperationKind.pwritev.bit
 
     /// ESPIPE when `operation` is a positioned write (offset >= 0) of a descriptor without a
-    /// position (a pipe, a socket, a FIFO): lseek(2) answers ESPIPE for exactly the files
-    /// whose open cleared the position, as pwrite(2) does. One cheap system call per
+    /// position (a pipe, a socket, a FIFO): a pwritev(2) of no vectors makes exactly
+    /// pwrite(2)'s check (the file's FMODE_PWRITE) and returns 0 before writing anything or
+    /// touching the file (no position lock, no time stamps). One cheap system call per
     /// positioned write that goes to the ring.
     private static func positionOnStream(_ operation: Operation) -> Errno? {
-        let fd: Int32
+        let fd: Int32, offset: Int64
         switch operation {
-        case let .pwrite(descriptor, _, offset) where offset >= 0: fd = descriptor
-        case let .pwritev(descriptor, _, offset) where offset >= 0: fd = descriptor
+        case let .pwrite(descriptor, _, position) where position >= 0: (fd, offset) = (descriptor, position)
+        case let .pwritev(descriptor, _, position) where position >= 0: (fd, offset) = (descriptor, position)
         default: return nil
         }
         // Other answers (EBADF) are left to the ring, which gives the same.
-        return lseek(fd, 0, SEEK_CUR) < 0 && errno == ESPIPE ? Errno(rawValue: ESPIPE) : nil
+        return pwritev(fd, nil, 0, off_t(offset)) < 0 && errno == ESPIPE ? Errno(rawValue: ESPIPE) : nil
     }
 
     /// Tries `operation` with its non-blocking form. Returns the result when that form

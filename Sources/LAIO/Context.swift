@@ -201,6 +201,8 @@ public final class Context: Sendable {
             }
             // Returns early on a signal; the loop looks again, or reports it.
             if backend.waitForCompletions(in: self.completions, nanoseconds: wait) && interruptible {
+                // What finished meanwhile (a ring completion not yet reaped) comes first.
+                _ = backend.service()
                 let moved = self.completions.drain(maximum: maximum, body)
                 if moved > 0 { return moved }
                 throw .interrupted

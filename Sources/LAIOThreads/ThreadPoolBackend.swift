@@ -301,19 +301,17 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     // MARK: Workers
 
     private func start(worker index: Int32) throws(Errno) {
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setstacksize(&attributes, 256 * 1024)
         state.withLock { $0.liveWorkers += 1 }
         // Retained here and taken back exactly once: by the new thread, or below if it never starts.
         let context = Unmanaged.passRetained(WorkerStart(pool: self, index: index)).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, &attributes, { argument in
+        // Every signal blocked until the worker sets its own mask: no handler of the
+        // application runs on a worker.
+        let rc = laio_shim_start_thread(&thread, { argument in
             let start = Unmanaged<WorkerStart>.fromOpaque(argument!).takeRetainedValue()
             start.pool.workerLoop(start.index)
             return nil
-        }, context)
+        }, context, 256 * 1024)
         guard rc == 0 else {
             Unmanaged<WorkerStart>.fromOpaque(context).release()
             state.withLock { $0.liveWorkers -= 1 }

@@ -312,7 +312,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
                 // user_data 0 marks requests of the backend's own (cancellations).
                 guard data != 0 else { continue }
                 if data != own, isKernelCancellation(data, kernelReturn: Int(entry.pointee.res), state) {
-                    scheduleResubmission(data, &state)
+                    scheduleResubmission(data, kernelReturn: Int(entry.pointee.res), &state)
                     continue
                 }
                 let result = finish(data, kernelReturn: Int(entry.pointee.res), &state)
@@ -353,6 +353,10 @@ public final class UringBackend: Backend, @unchecked Sendable {
                 record.pointee.target?.assumingMemoryBound(to: Int64.self).pointee += Int64(value)
                 record.pointee.target2?.assumingMemoryBound(to: Int64.self).pointee += Int64(value)
             }
+        case .connectResult:
+            // A connect finished by polling its socket: POLLOUT came, and the socket's
+            // pending error (0: connected) is connect's answer, as in connect(2).
+            if value >= 0 { result = -Int(laio_shim_socket_error(record.pointee.entry.fd)) }
         }
         if let submitter = record.pointee.submitter {
             laio_shim_thread_mark_release(submitter)
@@ -366,41 +370,63 @@ public final class UringBackend: Backend, @unchecked Sendable {
 
     // MARK: - Calls whose thread exited
 
-    /// Whether a completion is the kernel's failure of a request that nobody cancelled,
-    /// because its submitting thread exited before the request was done. Running the call
-    /// again is then safe, because in each case the kernel gives that answer only for a
-    /// request that did nothing:
-    /// - `ECANCELED`: a request waiting on a poll (reads and recvs of pipes and sockets
-    ///   without data, sends into full buffers, accepts without a connection) is removed
-    ///   before its retry ran, and a request queued for io-wq is dropped before a worker
-    ///   took it. A request that had done part of its transfer completes with the count
-    ///   instead (io_uring reports partial progress, never ECANCELED, for it), and one that
-    ///   a worker was already running completes with its real result. ECANCELED is not an
-    ///   answer any of LAIO's operations gives by itself, and this backend reports it only
-    ///   after `cancel` or `close`; so it is rerun whether or not the thread is known to
-    ///   have exited (io-wq also drops queued work with it when it cannot start a worker).
-    /// - `EFAULT` and `EINTR` when the submitting thread has exited: `EFAULT` is the answer
-    ///   of a request that was to be issued again from the thread's task work (a buffered
-    ///   read waiting for a page that the cache was filling) when the thread was gone, so it
-    ///   was not issued; bytes it had already read are reported as a count, not EFAULT.
-    ///   `EINTR` is that of an io-wq worker's call interrupted because the thread exited,
-    ///   before it transferred anything. A real EFAULT (a bad buffer) runs a second time and
-    ///   gives EFAULT again.
-    /// After `close`, or after the caller's `cancel`, the answer is reported as it is; a call
-    /// is run again at most four times, so a call that keeps being failed is reported.
+    /// Whether a completion is the kernel's failure of a request because its submitting
+    /// thread exited before the request was done (the thread's mark says it exited: its
+    /// pthread key destructor runs before the kernel tears the thread down), and nobody
+    /// cancelled the call. The kernel gives these answers only for a request that did
+    /// nothing, so running it again is safe:
+    /// - `ECANCELED`, any kind: a request waiting on a poll (reads and recvs of pipes and
+    ///   sockets without data, sends into full buffers, accepts without a connection) is
+    ///   removed before its retry ran, and a request queued for io-wq is dropped before a
+    ///   worker took it (a close there has not closed yet). A request that had done part of
+    ///   its transfer completes with the count instead, and one a worker is running
+    ///   completes with its real result. A connect has begun, though: it is not issued
+    ///   again but waited for (see `resubmitterLoop`).
+    /// - `EFAULT`, reads and writes only: a buffered read or write that was to be issued
+    ///   again from the thread's task work (waiting for a page the cache was filling) when
+    ///   the thread was gone; bytes it had transferred are reported as a count, not EFAULT.
+    /// - `EINTR`, kinds whose interrupted call did nothing (reads, writes, recvs, sends,
+    ///   accepts, stat, fsync, splice, opens that create nothing): an io-wq worker's call
+    ///   interrupted because its thread exited. Never a close, unlink, rename, mkdir or a
+    ///   creating open, which may have happened before the interruption (on NFS or FUSE).
+    /// A real EFAULT (a bad buffer) of an exited thread's read runs a second time and gives
+    /// EFAULT again. After `close`, or after `cancel`, the answer is reported as it is; a
+    /// call is run again at most four times. The run again uses the credentials and the
+    /// working directory of the resubmission thread, which are the process's (glibc applies
+    /// setuid and friends to every thread; a thread that changed its own with a raw system
+    /// call, or unshared its file-system state, should not exit with calls in flight).
     @inline(__always)
     private func isKernelCancellation(_ data: UInt64, kernelReturn value: Int, _ state: RingState) -> Bool {
         guard value == -Int(ECANCELED) || value == -Int(EFAULT) || value == -Int(EINTR) else { return false }
         let record = slots + (Int(truncatingIfNeeded: data & 0xffff_ffff) - 1)
-        guard !state.closed, !record.pointee.cancelRequested, record.pointee.resubmissions < 4 else { return false }
-        return value == -Int(ECANCELED) || laio_shim_thread_mark_exited(record.pointee.submitter)
+        guard !state.closed, !record.pointee.cancelRequested, record.pointee.resubmissions < 4,
+              laio_shim_thread_mark_exited(record.pointee.submitter)
+        else { return false }
+        let opcode = UInt32(record.pointee.entry.opcode)
+        func one(of opcodes: io_uring_op...) -> Bool { opcodes.contains { $0.rawValue == opcode } }
+        switch Int32(-value) {
+        case ECANCELED:
+            return true
+        case EFAULT:
+            return one(of: IORING_OP_READ, IORING_OP_READV, IORING_OP_WRITE, IORING_OP_WRITEV)
+        default:  // EINTR
+            if one(of: IORING_OP_OPENAT) { return record.pointee.entry.open_flags & UInt32(O_CREAT) == 0 }
+            if one(of: IORING_OP_OPENAT2) {
+                let how = UnsafePointer<open_how>(bitPattern: UInt(record.pointee.entry.addr2))
+                return how.map { $0.pointee.flags & UInt64(O_CREAT) == 0 } ?? false
+            }
+            return one(of: IORING_OP_READ, IORING_OP_READV, IORING_OP_WRITE, IORING_OP_WRITEV, IORING_OP_RECV,
+                       IORING_OP_SEND, IORING_OP_RECVMSG, IORING_OP_SENDMSG, IORING_OP_ACCEPT, IORING_OP_STATX,
+                       IORING_OP_FSYNC, IORING_OP_SPLICE)
+        }
     }
 
     /// Queues the call for the resubmission thread, starting it on first need. Called with
     /// the lock held; the slot stays in flight (its handle outstanding) meanwhile.
-    private func scheduleResubmission(_ data: UInt64, _ state: inout RingState) {
+    private func scheduleResubmission(_ data: UInt64, kernelReturn value: Int, _ state: inout RingState) {
         let slot = Int32(truncatingIfNeeded: data & 0xffff_ffff) - 1
         slots[Int(slot)].awaitingResubmission = true
+        slots[Int(slot)].kernelAnswer = Int32(value)
         state.resubmissions.append(slot)
         if state.resubmitter == nil { startResubmitter(&state) }
         if state.resubmitterWake >= 0 {
@@ -415,12 +441,13 @@ public final class UringBackend: Backend, @unchecked Sendable {
     private func startResubmitter(_ state: inout RingState) {
         let wake = laio_shim_eventfd()
         var thread = pthread_t()
-        // Unretained: shutdown (which deinit runs first) joins the thread before the backend goes.
+        // Unretained, and used without taking a reference in the thread: shutdown (which
+        // deinit runs first) joins the thread before the backend goes.
         let me = Unmanaged.passUnretained(self).toOpaque()
-        if wake >= 0, pthread_create(&thread, nil, { argument in
-            Unmanaged<UringBackend>.fromOpaque(argument!).takeUnretainedValue().resubmitterLoop()
+        if wake >= 0, laio_shim_start_thread(&thread, { argument in
+            Unmanaged<UringBackend>.fromOpaque(argument!)._withUnsafeGuaranteedRef { $0.resubmitterLoop() }
             return nil
-        }, me) == 0 {
+        }, me, 256 * 1024) == 0 {
             state.resubmitter = thread
             state.resubmitterWake = wake
             return
@@ -429,14 +456,17 @@ public final class UringBackend: Backend, @unchecked Sendable {
         while let slot = state.resubmissions.popFirst() {
             let handle = Self.handle(slot: slot, generation: slots[Int(slot)].generation)
             slots[Int(slot)].awaitingResubmission = false
-            let result = finish(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
+            let result = finish(handle.rawValue, kernelReturn: Int(slots[Int(slot)].kernelAnswer), &state)
             completions.push(Completion(handle: handle, kernelReturn: result))
         }
     }
 
     /// The resubmission thread: issues each waiting call's entry again, under its handle,
     /// and sleeps in ppoll (interruptible, so the kernel can run the task work of the
-    /// requests it owns) until there is more or shutdown ends it.
+    /// requests it owns) until there is more or shutdown ends it. A connect is not issued
+    /// again (it has begun: a second connect would answer EALREADY or EISCONN): its socket
+    /// is polled for POLLOUT instead, and its SO_ERROR is the result, as connect(2) itself
+    /// finishes a connection in progress.
     private func resubmitterLoop() {
         _ = laio_shim_worker_sigmask()
         let mark = laio_shim_thread_mark_retain()
@@ -456,7 +486,13 @@ public final class UringBackend: Backend, @unchecked Sendable {
                     guard let entry = nextEntry() else { return 1_000_000 }
                     let slot = state.resubmissions.popFirst()!
                     let record = slots + Int(slot)
-                    entry.pointee = record.pointee.entry
+                    if UInt32(record.pointee.entry.opcode) == IORING_OP_CONNECT.rawValue {
+                        io_uring_prep_poll_add(entry, record.pointee.entry.fd, UInt32(POLLOUT))
+                        entry.pointee.user_data = record.pointee.entry.user_data
+                        record.pointee.fixup = .connectResult
+                    } else {
+                        entry.pointee = record.pointee.entry
+                    }
                     record.pointee.awaitingResubmission = false
                     record.pointee.resubmissions += 1
                     if let old = record.pointee.submitter { laio_shim_thread_mark_release(old) }
@@ -472,7 +508,6 @@ public final class UringBackend: Backend, @unchecked Sendable {
         }
     }
 
-    /// Calls issued again after the kernel cancelled them because their thread exited.
     public var resubmittedCount: Int { state.withLock { $0.resubmitted } }
 
     public func service() -> Duration? {
@@ -836,7 +871,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
 /// initial value of every field (the backend allocates slots zeroed).
 struct UringSlot {
     enum Fixup: UInt8 {
-        case none, stat, timeout, addressLength, spliceOffsets
+        case none, stat, timeout, addressLength, spliceOffsets, connectResult
     }
 
     var generation: UInt32 = 0
@@ -848,6 +883,8 @@ struct UringSlot {
     var awaitingResubmission = false
     /// How many times the call was issued again after the kernel cancelled it.
     var resubmissions: UInt8 = 0
+    /// The kernel's answer that queued the call for the resubmission thread.
+    var kernelAnswer: Int32 = 0
     /// The thread that submitted the request (a reference on its mark), for background calls.
     var submitter: OpaquePointer? = nil
     /// The submission entry of a background call, as the kernel took it, to issue it again.

@@ -57,8 +57,12 @@ public struct UringSetupFlags: OptionSet, Sendable, Hashable, CustomStringConver
         [],
     ]
 
-    /// Flags a context cannot use, since any thread may submit and poll.
-    public static let refused: UringSetupFlags = [.singleIssuer, .deferTaskrun]
+    /// Flags a context cannot use: SINGLE_ISSUER and DEFER_TASKRUN, since any thread may
+    /// submit and poll; SQPOLL, whose kernel thread would own every request (and submit
+    /// with the credentials of the context's creator); IOPOLL, which only polled block
+    /// devices accept; SQE128 and CQE32, whose entries the backend does not lay out.
+    public static let refused = UringSetupFlags([.singleIssuer, .deferTaskrun]).union(UringSetupFlags(
+        rawValue: UInt32(IORING_SETUP_SQPOLL | IORING_SETUP_IOPOLL | IORING_SETUP_SQE128 | IORING_SETUP_CQE32)))
 
     private static let names: [(UringSetupFlags, String)] = [
         (.cqSize, "CQSIZE"), (.clamp, "CLAMP"), (.submitAll, "SUBMIT_ALL"), (.coopTaskrun, "COOP_TASKRUN"),

@@ -59,6 +59,63 @@ struct ExitedThreadTests {
         }
     }
 
+    @Test("a connect from an exited thread that waits for the listener completes with 0, connected", arguments: allBackends)
+    func connectFromExitedThread(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        // A listener whose accept queue is full (backlog 1 holds two connections): the
+        // kernel drops the next SYN, so that connect waits for the retransmission.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 1) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        #expect(bound)
+        func connectPlainly() -> Int32 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            return fd
+        }
+        let fillers = [connectPlainly(), connectPlainly()]
+        defer { fillers.forEach { close($0) } }
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(client) }
+        let peer = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: 1)
+        defer { peer.deallocate() }
+        peer.initialize(to: address)
+        let job = Locked<Outcome?>(nil)
+        let operation = peer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            Operation.connect(fd: client, address: $0, length: socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+        let thread = Thread.detached { job.withLock { $0 = (try? laio.submit(operation)) ?? .completed(.failure(.resourceTemporarilyUnavailable)) } }
+        if kind != .blocking { thread.join() }
+        // Room in the queue: the retransmitted SYN (a second or so later) is accepted.
+        for _ in fillers { close(accept(listener, nil, nil)) }
+        if kind == .blocking { thread.join() }
+        let result: Result<Int, Errno>
+        switch try #require(job.withLock { $0 }) {
+        case let .completed(answer): result = answer
+        case let .inProgress(handle): result = try awaitCompletion(of: handle, in: laio, timeout: .seconds(60))
+        }
+        #expect(result == .success(0))
+        var name = sockaddr_in()
+        var nameLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let connected = withUnsafeMutablePointer(to: &name) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(client, $0, &nameLength) }
+        }
+        #expect(connected == 0, "the socket is connected")
+        let accepted = accept(listener, nil, nil)
+        #expect(accepted >= 0)
+        close(accepted)
+    }
+
     @Test("cancel of calls from exited threads, racing their run again: each reported once, ECANCELED, nothing consumed",
           arguments: asynchronousBackends)
     func cancelCallsOfExitedThreads(_ kind: BackendKind) throws {

@@ -255,6 +255,13 @@ struct UringTests {
         #expect(throws: Errno.invalidArgument) {
             _ = try UringBackend(settings: UringSettings(flagLadder: [[.singleIssuer, .deferTaskrun], []]), completions: queue)
         }
+        // SQPOLL would make its kernel thread the owner of every request; IOPOLL, SQE128 and
+        // CQE32 change what the backend lays out or can run: refused too.
+        for raw in [IORING_SETUP_SQPOLL, IORING_SETUP_IOPOLL, IORING_SETUP_SQE128, IORING_SETUP_CQE32] {
+            #expect(throws: Errno.invalidArgument) {
+                _ = try UringBackend(settings: UringSettings(flagLadder: [UringSetupFlags(rawValue: UInt32(raw))]), completions: queue)
+            }
+        }
         let context = try Context(backend: .uring)
         #expect(context.details.contains("flags"))
         print("uring: \(context.details)")

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/select.h>
@@ -184,5 +185,12 @@ struct laio_thread_mark *laio_shim_thread_mark_retain(void);
 bool laio_shim_thread_mark_exited(const struct laio_thread_mark *mark);
 /// Drops a reference taken by laio_shim_thread_mark_retain (NULL is ignored).
 void laio_shim_thread_mark_release(struct laio_thread_mark *mark);
+
+/// The pending error of socket `fd` (SO_ERROR, which reading clears): 0, or an errno.
+int laio_shim_socket_error(int fd);
+
+/// Starts a thread of the library (`stack_size` 0: the default) with every signal blocked
+/// until it sets its own mask. Returns 0 or pthread_create's error.
+int laio_shim_start_thread(pthread_t *thread, void *(*body)(void *), void *argument, size_t stack_size);
 
 #endif
