@@ -3,7 +3,7 @@
 // Exit status: 0 all passed, 1 a check failed, 77 the backend cannot start here (skipped,
 // with the reason on stdout).
 #define _GNU_SOURCE
-#include <laio.h>
+#include "helpers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,18 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-static int checks;
-
-#define CHECK(cond, ...)                                                               \
-    do {                                                                               \
-        checks++;                                                                      \
-        if (!(cond) && ++failures <= 30) {                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __func__, __LINE__, #cond);           \
-            fprintf(stderr, __VA_ARGS__);                                              \
-            fputc('\n', stderr);                                                       \
-        }                                                                              \
-    } while (0)
 
 static const char *backend;     // laio_backend()
 static int background_possible; // every backend but blocking may answer EINPROGRESS
@@ -503,18 +491,7 @@ static void test_fork(void) {
 int main(void) {
     test_unknown_backend();
 
-    backend = laio_backend();
-    if (backend == NULL) {
-        int error = errno;
-        const char *asked = getenv("LAIO_BACKEND");
-        // io_uring missing or forbidden here: the `uring` backend cannot run; say why.
-        if (asked != NULL && strcmp(asked, "uring") == 0 && (error == ENOSYS || error == EPERM || error == ENOMEM)) {
-            printf("skip: the uring backend cannot start here: %s\n", strerror(error));
-            return 77;
-        }
-        fprintf(stderr, "FAIL: the context did not start: %s\n", strerror(error));
-        return 1;
-    }
+    backend = start_backend_or_skip();
     const char *asked = getenv("LAIO_BACKEND");
     CHECK(strcmp(backend, asked && *asked ? asked : "auto") == 0, "backend %s, asked for %s", backend, asked);
     background_possible = strcmp(backend, "blocking") != 0;

@@ -6,7 +6,7 @@
 // afterwards, each send's bytes arriving once, one accepted connection per connect, no
 // descriptor leaked. Exit status: 0 passed, 1 failed, 77 the backend cannot start here.
 #define _GNU_SOURCE
-#include <laio.h>
+#include "helpers.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -24,16 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures, checks;
-#define CHECK(cond, ...)                                                               \
-    do {                                                                               \
-        checks++;                                                                      \
-        if (!(cond) && ++failures <= 30) {                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __func__, __LINE__, #cond);           \
-            fprintf(stderr, __VA_ARGS__);                                              \
-            fputc('\n', stderr);                                                       \
-        }                                                                              \
-    } while (0)
 
 enum kind { PIPE_READ, RECV, ACCEPT, SEND, SLEEP, COLD_READ, OPEN, KINDS };
 static const char *kind_names[KINDS] = {"pipe read", "recv", "accept", "send", "sleep", "cold read", "open"};
@@ -122,16 +112,7 @@ static void record(struct job *j, long rv, int error) {
 }
 
 int main(void) {
-    const char *backend = laio_backend();
-    if (backend == NULL) {
-        const char *asked = getenv("LAIO_BACKEND");
-        if (asked != NULL && strcmp(asked, "uring") == 0 && (errno == ENOSYS || errno == EPERM || errno == ENOMEM)) {
-            printf("skip: the uring backend cannot start here: %s\n", strerror(errno));
-            return 77;
-        }
-        fprintf(stderr, "FAIL: the context did not start: %s\n", strerror(errno));
-        return 1;
-    }
+    const char *backend = start_backend_or_skip();
     int asynchronous = strcmp(backend, "blocking") != 0;
     if (mkdtemp(directory) == NULL) { perror("mkdtemp"); return 1; }
     jobs = calloc(JOBS, sizeof *jobs);

@@ -64,18 +64,8 @@ struct ExitedThreadTests {
         let laio = try makeContext(kind)
         // A listener whose accept queue is full (backlog 1 holds two connections): the
         // kernel drops the next SYN, so that connect waits for the retransmission.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var (listener, address) = try makeListener(backlog: 1)
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, length) == 0 && listen(listener, 1) == 0 && getsockname(listener, $0, &length) == 0
-            }
-        }
-        #expect(bound)
         func connectPlainly() -> Int32 {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             _ = withUnsafePointer(to: &address) {

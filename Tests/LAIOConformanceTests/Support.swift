@@ -130,7 +130,7 @@ func makePipe() throws -> (Int32, Int32) {
 }
 
 /// A listening TCP socket on 127.0.0.1 with an ephemeral port: (fd, address).
-func makeListener() throws -> (Int32, sockaddr_in) {
+func makeListener(backlog: Int32 = 64) throws -> (Int32, sockaddr_in) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestFailure("socket: \(Errno(rawValue: errno))") }
     var address = sockaddr_in()
@@ -140,7 +140,7 @@ func makeListener() throws -> (Int32, sockaddr_in) {
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(fd, pointer, length) == 0 && listen(fd, 64) == 0 && getsockname(fd, pointer, &length) == 0
+            bind(fd, pointer, length) == 0 && listen(fd, backlog) == 0 && getsockname(fd, pointer, &length) == 0
         }
     }
     guard bound else { throw TestFailure("bind/listen: \(Errno(rawValue: errno))") }
