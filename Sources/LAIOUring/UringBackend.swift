@@ -60,6 +60,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
 
     /// A stack of free slot indices (`RingState.freeCount` deep); touched under the lock.
     private let freeSlots: UnsafeMutablePointer<Int32>
+    /// One `UringBackgroundRecord` per slot; touched under the lock, freed in deinit.
+    private let backgroundRecords: UnsafeMutablePointer<UringBackgroundRecord>
 
     private struct RingState {
         /// Entries in `freeSlots`: slots freed by reaping, reused first.
@@ -103,13 +105,15 @@ public final class UringBackend: Backend, @unchecked Sendable {
         // Slot memory first, for the capacity asked (a kernel without NODROP may lower it).
         // calloc: UringSlot is a trivial type whose all-zero bit pattern is its initial value
         // (generation 0, not in flight, no fix-up, null pointers), so zeroed memory is a valid
-        // array of them; its pages, and those of the statx buffers, cost memory only once used.
-        precondition(_isPOD(UringSlot.self))
+        // array of them; its pages, and those of the statx buffers and the background
+        // records (likewise trivial), cost memory only once used.
+        precondition(_isPOD(UringSlot.self) && _isPOD(UringBackgroundRecord.self))
         let slotMemory = calloc(settings.capacity, MemoryLayout<UringSlot>.stride)
         let statxMemory = calloc(settings.capacity, Self.statxSize)
         let freeMemory = calloc(settings.capacity, MemoryLayout<Int32>.stride)
-        guard let slotMemory, let statxMemory, let freeMemory else {
-            free(slotMemory); free(statxMemory); free(freeMemory)
+        let recordMemory = calloc(settings.capacity, MemoryLayout<UringBackgroundRecord>.stride)
+        guard let slotMemory, let statxMemory, let freeMemory, let recordMemory else {
+            free(slotMemory); free(statxMemory); free(freeMemory); free(recordMemory)
             throw .noMemory
         }
 
@@ -134,7 +138,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         }
         guard let taken else {
             ring.deallocate()
-            free(slotMemory); free(statxMemory); free(freeMemory)
+            free(slotMemory); free(statxMemory); free(freeMemory); free(recordMemory)
             throw lastError
         }
         self.ring = ring
@@ -156,6 +160,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         slots = slotMemory.bindMemory(to: UringSlot.self, capacity: settings.capacity)
         statxArea = statxMemory
         freeSlots = freeMemory.bindMemory(to: Int32.self, capacity: settings.capacity)
+        backgroundRecords = recordMemory.bindMemory(to: UringBackgroundRecord.self, capacity: settings.capacity)
         state = Locked(RingState())
     }
 
@@ -165,6 +170,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         // kernel holds no pointer into the slots or the statx area any more.
         free(slots)  // trivial type: nothing to deinitialize
         free(freeSlots)
+        free(backgroundRecords)  // trivial type too
         free(statxArea)
         io_uring_queue_exit(ring)
         ring.deallocate()
@@ -234,12 +240,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
             // What running it again needs, should its thread exit first: the entry as the
             // kernel took it (nothing has written the ring's copy since prepare, under this
             // lock) and the thread's mark. Only calls that go to the background pay for this.
-            let record = slots + Int(slot)
-            record.pointee.entry = entry.pointee
-            record.pointee.submitter = laio_shim_thread_mark_retain()
-            record.pointee.cancelRequested = false
-            record.pointee.awaitingResubmission = false
-            record.pointee.resubmissions = 0
+            backgroundRecords[Int(slot)] = UringBackgroundRecord(entry: entry.pointee, submitter: laio_shim_thread_mark_retain())
             return .success(.inProgress(handle))
         }
         return try outcome.get()
@@ -315,10 +316,10 @@ public final class UringBackend: Backend, @unchecked Sendable {
                     scheduleResubmission(data, kernelReturn: Int(entry.pointee.res), &state)
                     continue
                 }
-                let result = finish(data, kernelReturn: Int(entry.pointee.res), &state)
                 if data == own {
-                    found = result
+                    found = finish(data, kernelReturn: Int(entry.pointee.res), &state)
                 } else {
+                    let result = finishBackground(data, kernelReturn: Int(entry.pointee.res), &state)
                     completions.push(Completion(handle: Handle(rawValue: data), kernelReturn: result))
                 }
             }
@@ -356,11 +357,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         case .connectResult:
             // A connect finished by polling its socket: POLLOUT came, and the socket's
             // pending error (0: connected) is connect's answer, as in connect(2).
-            if value >= 0 { result = -Int(laio_shim_socket_error(record.pointee.entry.fd)) }
-        }
-        if let submitter = record.pointee.submitter {
-            laio_shim_thread_mark_release(submitter)
-            record.pointee.submitter = nil
+            if value >= 0 { result = -Int(laio_shim_socket_error(backgroundRecords[Int(slot)].entry.fd)) }
         }
         record.pointee.inFlight = false
         state.inFlight -= 1
@@ -369,6 +366,14 @@ public final class UringBackend: Backend, @unchecked Sendable {
     }
 
     // MARK: - Calls whose thread exited
+
+    /// `finish` for a call that went to the background: its thread's mark is let go too.
+    private func finishBackground(_ data: UInt64, kernelReturn value: Int, _ state: inout RingState) -> Int {
+        let record = backgroundRecords + (Int(truncatingIfNeeded: data & 0xffff_ffff) - 1)
+        laio_shim_thread_mark_release(record.pointee.submitter)
+        record.pointee.submitter = nil
+        return finish(data, kernelReturn: value, &state)
+    }
 
     /// Whether a completion is the kernel's failure of a request because its submitting
     /// thread exited before the request was done (the thread's mark says it exited: its
@@ -398,7 +403,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
     @inline(__always)
     private func isKernelCancellation(_ data: UInt64, kernelReturn value: Int, _ state: RingState) -> Bool {
         guard value == -Int(ECANCELED) || value == -Int(EFAULT) || value == -Int(EINTR) else { return false }
-        let record = slots + (Int(truncatingIfNeeded: data & 0xffff_ffff) - 1)
+        let record = backgroundRecords + (Int(truncatingIfNeeded: data & 0xffff_ffff) - 1)
         guard !state.closed, !record.pointee.cancelRequested, record.pointee.resubmissions < 4,
               laio_shim_thread_mark_exited(record.pointee.submitter)
         else { return false }
@@ -425,8 +430,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
     /// the lock held; the slot stays in flight (its handle outstanding) meanwhile.
     private func scheduleResubmission(_ data: UInt64, kernelReturn value: Int, _ state: inout RingState) {
         let slot = Int32(truncatingIfNeeded: data & 0xffff_ffff) - 1
-        slots[Int(slot)].awaitingResubmission = true
-        slots[Int(slot)].kernelAnswer = Int32(value)
+        backgroundRecords[Int(slot)].awaitingResubmission = true
+        backgroundRecords[Int(slot)].kernelAnswer = Int32(value)
         state.resubmissions.append(slot)
         if state.resubmitter == nil { startResubmitter(&state) }
         if state.resubmitterWake >= 0 {
@@ -455,8 +460,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
         if wake >= 0 { _ = Glibc.close(wake) }
         while let slot = state.resubmissions.popFirst() {
             let handle = Self.handle(slot: slot, generation: slots[Int(slot)].generation)
-            slots[Int(slot)].awaitingResubmission = false
-            let result = finish(handle.rawValue, kernelReturn: Int(slots[Int(slot)].kernelAnswer), &state)
+            backgroundRecords[Int(slot)].awaitingResubmission = false
+            let result = finishBackground(handle.rawValue, kernelReturn: Int(backgroundRecords[Int(slot)].kernelAnswer), &state)
             completions.push(Completion(handle: handle, kernelReturn: result))
         }
     }
@@ -485,11 +490,11 @@ public final class UringBackend: Backend, @unchecked Sendable {
                     // A full submission ring: retried in a millisecond.
                     guard let entry = nextEntry() else { return 1_000_000 }
                     let slot = state.resubmissions.popFirst()!
-                    let record = slots + Int(slot)
+                    let record = backgroundRecords + Int(slot)
                     if UInt32(record.pointee.entry.opcode) == IORING_OP_CONNECT.rawValue {
                         io_uring_prep_poll_add(entry, record.pointee.entry.fd, UInt32(POLLOUT))
                         entry.pointee.user_data = record.pointee.entry.user_data
-                        record.pointee.fixup = .connectResult
+                        slots[Int(slot)].fixup = .connectResult
                     } else {
                         entry.pointee = record.pointee.entry
                     }
@@ -530,12 +535,12 @@ public final class UringBackend: Backend, @unchecked Sendable {
             guard slot >= 0, slot < Int(state.fresh), slots[slot].inFlight,
                   Self.handle(slot: Int32(slot), generation: slots[slot].generation) == handle
             else { return false }
-            slots[slot].cancelRequested = true
-            if slots[slot].awaitingResubmission {
+            backgroundRecords[slot].cancelRequested = true
+            if backgroundRecords[slot].awaitingResubmission {
                 // Not in the kernel: nothing to ask it; the call is cancelled here.
                 _ = state.resubmissions.removeFirst { $0 == Int32(slot) }
-                slots[slot].awaitingResubmission = false
-                let result = finish(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
+                backgroundRecords[slot].awaitingResubmission = false
+                let result = finishBackground(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
                 completions.push(Completion(handle: handle, kernelReturn: result))
                 return true
             }
@@ -557,8 +562,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
             // Calls waiting to be issued again are not in the kernel: cancelled here.
             while let slot = state.resubmissions.popFirst() {
                 let handle = Self.handle(slot: slot, generation: slots[Int(slot)].generation)
-                slots[Int(slot)].awaitingResubmission = false
-                let result = finish(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
+                backgroundRecords[Int(slot)].awaitingResubmission = false
+                let result = finishBackground(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
                 completions.push(Completion(handle: handle, kernelReturn: result))
             }
             while state.inFlight > 0 {
@@ -867,6 +872,24 @@ public final class UringBackend: Backend, @unchecked Sendable {
     private static var emptyPath: UnsafePointer<CChar> { laio_shim_empty_path() }
 }
 
+/// What a background call needs to be run again should its thread exit: kept apart from
+/// `UringSlot`, which every call touches, and written only when a call goes to the
+/// background (all zero bits is the initial value; allocated zeroed, one per slot).
+struct UringBackgroundRecord {
+    /// The submission entry as the kernel took it, to issue it again.
+    var entry = io_uring_sqe()
+    /// The thread that submitted the request (a reference on its mark).
+    var submitter: OpaquePointer? = nil
+    /// The kernel's answer that queued the call for the resubmission thread.
+    var kernelAnswer: Int32 = 0
+    /// How many times the call was issued again after the kernel cancelled it.
+    var resubmissions: UInt8 = 0
+    /// Set by `cancel`: an ECANCELED is then the answer asked for, not the kernel's own.
+    var cancelRequested = false
+    /// Queued for the resubmission thread (not in the kernel meanwhile).
+    var awaitingResubmission = false
+}
+
 /// What one in-flight operation needs beyond its submission entry. All zero bits is the
 /// initial value of every field (the backend allocates slots zeroed).
 struct UringSlot {
@@ -877,18 +900,6 @@ struct UringSlot {
     var generation: UInt32 = 0
     var inFlight = false
     var fixup = Fixup.none
-    /// Set by `cancel`: an ECANCELED is then the answer asked for, not the kernel's own.
-    var cancelRequested = false
-    /// Queued for the resubmission thread (not in the kernel meanwhile).
-    var awaitingResubmission = false
-    /// How many times the call was issued again after the kernel cancelled it.
-    var resubmissions: UInt8 = 0
-    /// The kernel's answer that queued the call for the resubmission thread.
-    var kernelAnswer: Int32 = 0
-    /// The thread that submitted the request (a reference on its mark), for background calls.
-    var submitter: OpaquePointer? = nil
-    /// The submission entry of a background call, as the kernel took it, to issue it again.
-    var entry = io_uring_sqe()
     /// The caller's memory a fix-up writes: the `stat` buffer, the address length, the
     /// splice input offset.
     var target: UnsafeMutableRawPointer? = nil
