@@ -1,10 +1,11 @@
 // A call outlives the thread that made it: hundreds of calls, each submitted by a thread
 // that exits at once (pipe reads and socket recvs waiting for data, accepts waiting for a
-// connection, sends into full buffers, sleeps, cold reads, opens that create a file), must
-// each be reported exactly once with its real result, on every backend (LAIO_BACKEND).
-// Checks that nothing is done twice or lost: each payload read once and the channel empty
-// afterwards, each send's bytes arriving once, one accepted connection per connect, no
-// descriptor leaked. Exit status: 0 passed, 1 failed, 77 the backend cannot start here.
+// connection, sends into full socket buffers and writes into full pipes, sleeps, cold
+// reads, opens that create a file), must each be reported exactly once with its real
+// result, on every backend (LAIO_BACKEND). Checks that nothing is done twice or lost: each
+// payload read once and the channel empty afterwards, each send's and each pipe write's
+// bytes arriving once, one accepted connection per connect, no descriptor leaked.
+// Exit status: 0 passed, 1 failed, 77 the backend cannot start here.
 #define _GNU_SOURCE
 #include "helpers.h"
 
@@ -25,8 +26,8 @@
 #include <unistd.h>
 
 
-enum kind { PIPE_READ, RECV, ACCEPT, SEND, SLEEP, COLD_READ, OPEN, KINDS };
-static const char *kind_names[KINDS] = {"pipe read", "recv", "accept", "send", "sleep", "cold read", "open"};
+enum kind { PIPE_READ, RECV, ACCEPT, SEND, PIPE_WRITE, SLEEP, COLD_READ, OPEN, KINDS };
+static const char *kind_names[KINDS] = {"pipe read", "recv", "accept", "send", "pipe write", "sleep", "cold read", "open"};
 enum { PER_KIND = 36, JOBS = PER_KIND * KINDS, CHUNK = 64 * 1024, SEND_BYTES = 100, PAYLOAD = 8 };
 
 struct job {
@@ -57,6 +58,7 @@ static void *submit(void *argument) {
     case RECV: j->rv = laio_syscall(SYS_recvfrom, j->fd, j->buffer, (long)PAYLOAD, 0L, 0L, 0L); break;
     case ACCEPT: j->rv = laio_syscall(SYS_accept4, j->fd, 0L, 0L, (long)SOCK_CLOEXEC); break;
     case SEND: j->rv = laio_syscall(SYS_sendto, j->fd, j->buffer, (long)SEND_BYTES, 0L, 0L, 0L); break;
+    case PIPE_WRITE: j->rv = laio_syscall(SYS_write, j->fd, j->buffer, (long)SEND_BYTES); break;
     case SLEEP: j->rv = laio_syscall(SYS_nanosleep, &j->sleep, 0L); break;
     case COLD_READ: j->rv = laio_syscall(SYS_pread64, j->fd, j->buffer, (long)CHUNK, j->offset); break;
     case OPEN: j->rv = laio_syscall(SYS_openat, (long)AT_FDCWD, j->path, (long)(O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC), 0600L); break;
@@ -148,8 +150,23 @@ int main(void) {
                 while (send(j->fd, filler, sizeof filler, MSG_DONTWAIT) > 0) {}
                 while (send(j->fd, filler, 1, MSG_DONTWAIT) > 0) {}
                 memset(j->buffer, 'A' + i % 26, SEND_BYTES);
+                fcntl(j->peer, F_SETFL, O_NONBLOCK);
             }
             break;
+        case PIPE_WRITE: {
+            // A full pipe (its smallest size), so that the write must wait for the reader.
+            if (pipe2(pair, O_CLOEXEC) != 0) { perror("pipe"); return 1; }
+            j->fd = pair[1], j->peer = pair[0];
+            fcntl(j->fd, F_SETPIPE_SZ, 4096);
+            fcntl(j->fd, F_SETFL, O_NONBLOCK);
+            static char filler[4096];
+            while (write(j->fd, filler, sizeof filler) > 0) {}
+            while (write(j->fd, filler, 1) > 0) {}
+            fcntl(j->fd, F_SETFL, 0);
+            fcntl(j->peer, F_SETFL, O_NONBLOCK);
+            memset(j->buffer, 'A' + i % 26, SEND_BYTES);
+            break;
+        }
         case ACCEPT: j->fd = listener; break;
         case SLEEP: j->sleep = (struct timespec){0, 20 * 1000 * 1000}; break;
         case COLD_READ: j->fd = cold, j->offset = (long)(i / KINDS) * CHUNK; break;
@@ -202,10 +219,10 @@ int main(void) {
         int drained = 1;
         for (int i = 0; i < JOBS; i++) {
             struct job *j = &jobs[i];
-            if (j->kind != SEND) continue;
+            if (j->kind != SEND && j->kind != PIPE_WRITE) continue;
             char chunk[8192];
             ssize_t n;
-            while ((n = recv(j->peer, chunk, sizeof chunk, MSG_DONTWAIT)) > 0) {
+            while ((n = read(j->peer, chunk, sizeof chunk)) > 0) {
                 received[i] += n;
                 for (ssize_t k = 0; k < n; k++) marked[i] += chunk[k] == 'A' + i % 26;
             }
@@ -272,8 +289,9 @@ int main(void) {
             if (j->result >= 0) { accepted_count++; close((int)j->result); }
             break;
         case SEND:
-            CHECK(j->result == SEND_BYTES && marked[i] == SEND_BYTES, "send %d: rv %ld errno %s, %ld of its bytes arrived",
-                  i, j->result, strerror(j->result_errno), marked[i]);
+        case PIPE_WRITE:
+            CHECK(j->result == SEND_BYTES && marked[i] == SEND_BYTES, "%s %d: rv %ld errno %s, %ld of its bytes arrived",
+                  kind_names[j->kind], i, j->result, strerror(j->result_errno), marked[i]);
             break;
         case SLEEP:
             CHECK(j->result == 0, "sleep %d: rv %ld errno %s", i, j->result, strerror(j->result_errno));
@@ -300,8 +318,8 @@ int main(void) {
     CHECK(left == -1 && errno == EAGAIN, "a connection was left in the queue (or accepted twice): %d", left);
     for (int i = 0; i < JOBS; i++) {
         enum kind k = jobs[i].kind;
-        if (k == PIPE_READ || k == RECV || k == SEND || k == ACCEPT) close(jobs[i].peer);
-        if (k == PIPE_READ || k == RECV || k == SEND) close(jobs[i].fd);
+        if (k == PIPE_READ || k == RECV || k == SEND || k == PIPE_WRITE || k == ACCEPT) close(jobs[i].peer);
+        if (k == PIPE_READ || k == RECV || k == SEND || k == PIPE_WRITE) close(jobs[i].fd);
     }
     int after = open_descriptors();
     CHECK(after == before, "%d descriptors open before the calls, %d after (an open leaked, or was done twice)", before, after);

@@ -38,7 +38,7 @@ struct ExitedThreadTests {
                 case .accept:
                     #expect((try? result.get()) ?? -1 >= 0, "\(job): \(result)")
                     if case let .success(fd) = result { accepted += 1; close(Int32(fd)) }
-                case .send:
+                case .send, .pipeWrite:
                     #expect(result == .success(ExitedThreadJobs.sendBytes), "\(job): \(result)")
                     #expect(jobs.marked[job.index] == ExitedThreadJobs.sendBytes,
                             "\(job): \(jobs.marked[job.index]) of its bytes arrived")
@@ -141,7 +141,7 @@ struct ExitedThreadTests {
         try withTemporaryDirectory { directory in
             // Sleeps far longer than the test: they can only end by being cancelled.
             let jobs = try ExitedThreadJobs(directory: directory, perKind: 12, sleep: .seconds(600),
-                                            kinds: [.pipeRead, .recv, .accept, .send, .sleep])
+                                            kinds: [.pipeRead, .recv, .accept, .send, .pipeWrite, .sleep])
             defer { jobs.closeAll() }
             jobs.all.map { job in Thread.detached { job.submit(laio) } }.forEach { $0.join() }
             laio.close()
@@ -160,7 +160,7 @@ struct ExitedThreadTests {
                 case .pipeRead, .recv:
                     #expect(job.untouched, "\(job): its buffer was written after close")
                     #expect(job.payloadStillInChannel, "\(job): its data was consumed after close")
-                case .send:
+                case .send, .pipeWrite:
                     #expect(jobs.marked[job.index] == 0, "\(job): sent after close")
                 default:
                     break
@@ -192,7 +192,7 @@ func descriptors(under prefix: String) -> Int {
 /// wait for a payload, accepts that wait for a connection, sends into full socket buffers,
 /// sleeps, reads of a file whose pages were dropped, and opens that create a file.
 final class ExitedThreadJobs {
-    enum Kind: CaseIterable { case pipeRead, recv, accept, send, sleep, coldRead, open }
+    enum Kind: CaseIterable { case pipeRead, recv, accept, send, pipeWrite, sleep, coldRead, open }
     static let chunk = 64 * 1024
     static let sendBytes = 100
 
@@ -267,9 +267,10 @@ final class ExitedThreadJobs {
         var paths: [UnsafeMutablePointer<CChar>] = []
         for i in 0..<(perKind * kinds.count) {
             let kind = kinds[i % kinds.count]
-            let size = kind == .coldRead ? Self.chunk : kind == .send ? Self.sendBytes : 8
+            let writes = kind == .send || kind == .pipeWrite
+            let size = kind == .coldRead ? Self.chunk : writes ? Self.sendBytes : 8
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
-            buffer.initializeMemory(as: UInt8.self, repeating: kind == .send ? UInt8(ascii: "A") + UInt8(i % 26) : 0xEE)
+            buffer.initializeMemory(as: UInt8.self, repeating: writes ? UInt8(ascii: "A") + UInt8(i % 26) : 0xEE)
             switch kind {
             case .pipeRead:
                 let (r, w) = try makePipe()
@@ -286,8 +287,21 @@ final class ExitedThreadJobs {
                 let filler = [UInt8](repeating: 0, count: 4096)
                 while send(pair[0], filler, filler.count, Int32(MSG_DONTWAIT)) > 0 {}
                 while send(pair[0], filler, 1, Int32(MSG_DONTWAIT)) > 0 {}
+                _ = fcntl(pair[1], F_SETFL, O_NONBLOCK)
                 jobs.append(Job(index: i, kind: kind, operation: .send(fd: pair[0], buffer: UnsafeRawBufferPointer(buffer)),
                                 buffer: buffer, fd: pair[0], peer: pair[1]))
+            case .pipeWrite:
+                // A full pipe (its smallest size), so that the write must wait for the reader.
+                let (r, w) = try makePipe()
+                _ = fcntl(w, 1031, 4096)  // F_SETPIPE_SZ (<fcntl.h> shows it only with _GNU_SOURCE)
+                _ = fcntl(w, F_SETFL, O_NONBLOCK)
+                let filler = [UInt8](repeating: 0, count: 4096)
+                while Glibc.write(w, filler, filler.count) > 0 {}
+                while Glibc.write(w, filler, 1) > 0 {}
+                _ = fcntl(w, F_SETFL, 0)
+                _ = fcntl(r, F_SETFL, O_NONBLOCK)
+                jobs.append(Job(index: i, kind: kind, operation: .write(fd: w, buffer: UnsafeRawBufferPointer(buffer)),
+                                buffer: buffer, fd: w, peer: r))
             case .accept:
                 jobs.append(Job(index: i, kind: kind, operation: .accept(fd: listener, flags: Int32(SOCK_CLOEXEC.rawValue)),
                                 buffer: buffer))
@@ -330,13 +344,13 @@ final class ExitedThreadJobs {
         }
     }
 
-    /// Reads what the senders' peers hold, counting each job's own bytes.
+    /// Reads what the senders' and writers' peers hold, counting each job's own bytes.
     func drainSends() {
         var chunk = [UInt8](repeating: 0, count: 8192)
-        for job in all where job.kind == .send {
+        for job in all where job.kind == .send || job.kind == .pipeWrite {
             let mark = UInt8(ascii: "A") + UInt8(job.index % 26)
             while true {
-                let n = recv(job.peer, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+                let n = Glibc.read(job.peer, &chunk, chunk.count)
                 if n <= 0 { break }
                 marked[job.index] += chunk[0..<n].count(where: { $0 == mark })
             }
@@ -354,7 +368,9 @@ final class ExitedThreadJobs {
         }
     }
 
-    private var sendsDone: Bool { all.allSatisfy { $0.kind != .send || marked[$0.index] >= Self.sendBytes } }
+    private var sendsDone: Bool {
+        all.allSatisfy { ($0.kind != .send && $0.kind != .pipeWrite) || marked[$0.index] >= Self.sendBytes }
+    }
 
     /// Collects every job's result: the synchronous ones from their outcomes, the others
     /// from poll, each exactly once. Drains the senders' peers meanwhile when asked.
@@ -408,7 +424,7 @@ final class ExitedThreadJobs {
 
     /// Closes every descriptor and frees every buffer and path of the jobs.
     func closeAll() {
-        for job in all where [.pipeRead, .recv, .send].contains(job.kind) {
+        for job in all where [.pipeRead, .recv, .send, .pipeWrite].contains(job.kind) {
             close(job.fd)
             close(job.peer)
         }
