@@ -19,10 +19,10 @@ import LAIOCore
 /// may be used from several threads.
 ///
 /// A call outlives the thread that submitted it. io_uring ties each request to its
-/// submitting thread: when that thread exits, the kernel fails its requests that are not
-/// done yet (`ECANCELED` for one waiting on a poll or queued for io-wq, `EFAULT` for one
-/// about to be issued again from the thread's task work). Such a failure that nobody asked
-/// for is not reported: the backend's resubmission thread, which lives as long as the
+/// submitting thread: once that thread is gone, the kernel fails its requests that are not
+/// done (`ECANCELED` for one waiting on a poll when its event comes, or queued for io-wq
+/// when the thread exits; `EFAULT` for one about to be issued again from the thread's task
+/// work). Such a failure that nobody asked for is not reported: the backend's resubmission thread, which lives as long as the
 /// context, issues the same submission entry again under the same handle, and only that
 /// run's result is reported (see `isKernelCancellation` for why running it again is safe).
 ///
@@ -469,9 +469,9 @@ public final class UringBackend: Backend, @unchecked Sendable {
     /// The resubmission thread: issues each waiting call's entry again, under its handle,
     /// and sleeps in ppoll (interruptible, so the kernel can run the task work of the
     /// requests it owns) until there is more or shutdown ends it. A connect is not issued
-    /// again (it has begun: a second connect would answer EALREADY or EISCONN): its socket
-    /// is polled for POLLOUT instead, and its SO_ERROR is the result, as connect(2) itself
-    /// finishes a connection in progress.
+    /// again (it has begun: a second connect answers EALREADY while the handshake is in
+    /// progress): its socket is polled for POLLOUT instead, and its SO_ERROR is the result,
+    /// as connect(2) itself finishes a connection in progress.
     private func resubmitterLoop() {
         _ = laio_shim_worker_sigmask()
         let mark = laio_shim_thread_mark_retain()

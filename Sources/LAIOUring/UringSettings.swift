@@ -18,8 +18,8 @@ public struct UringSettings: Sendable, Equatable {
     public static let maximumCapacity = 1 << 20
     /// Setup flag sets to try, best first; the first one the kernel accepts is used (see
     /// `UringBackend.setupFlags`). IORING_SETUP_CQSIZE and CLAMP are added to each.
-    /// `singleIssuer` and `deferTaskrun` are refused with `EINVAL`: a context is shared by
-    /// threads (see `UringSetupFlags.defaultLadder`).
+    /// The flags of `UringSetupFlags.refused` (SINGLE_ISSUER, DEFER_TASKRUN, SQPOLL, IOPOLL,
+    /// SQE128, CQE32) are refused with `EINVAL` (see there and `UringSetupFlags.defaultLadder`).
     public var flagLadder: [UringSetupFlags]
 
     public init(entries: Int = 256, completionEntries: Int = 0, capacity: Int = 16_384,

@@ -124,7 +124,7 @@ struct CancelAndCloseTests {
         // A positioned read or write of a pipe has no position to use: ESPIPE, nothing consumed.
         // io_uring ignores the offset on streams instead, so `uring` reads or writes the
         // pipe (its one documented difference from the system calls, shown here); `auto`
-        // answers ESPIPE (pread by its inline preadv2, pwrite by asking lseek first).
+        // answers ESPIPE (pread by its inline preadv2, pwrite by a pwritev of no vectors first).
         let (r, w) = try makePipe()
         defer { close(r); close(w) }
         #expect(Glibc.write(w, "data", 4) == 4)

@@ -106,7 +106,7 @@ struct ExitedThreadTests {
         close(accepted)
     }
 
-    @Test("cancel of calls from exited threads, racing their run again: each reported once, ECANCELED, nothing consumed",
+    @Test("cancel of calls from exited threads that wait in the kernel: each reported once, ECANCELED, nothing consumed",
           arguments: asynchronousBackends)
     func cancelCallsOfExitedThreads(_ kind: BackendKind) throws {
         let laio = try makeContext(kind)
@@ -114,8 +114,10 @@ struct ExitedThreadTests {
             let jobs = try ExitedThreadJobs(directory: directory, perKind: 40, sleep: .seconds(600),
                                             kinds: [.pipeRead, .recv, .sleep])
             defer { jobs.closeAll() }
-            // Each cancel follows its thread's exit at once: the kernel's cancellation, the
-            // queue for the run again and the run itself race the caller's cancel.
+            // Each cancel follows its thread's exit at once, while the call waits in the kernel
+            // (its poll has not fired, so the kernel has not failed it yet): the caller's
+            // cancel must win and nothing be run again afterwards. (The race of a cancel with
+            // the run again, a payload written and cancelled at once, is laio-stress's.)
             for job in jobs.all {
                 Thread.detached { job.submit(laio) }.join()
                 if case let .inProgress(handle)? = job.outcome { try laio.cancel(handle) }

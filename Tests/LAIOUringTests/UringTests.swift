@@ -333,8 +333,9 @@ struct UringTests {
             return handle.withLock { $0 }
         }
         let submitted = try #require(readFromExitedThread())
-        // The kernel cancelled the request when its thread exited (ECANCELED, nothing read);
-        // that is not reported: the call runs again from the backend's own thread.
+        // The request waits on its poll; when the data comes, the kernel fails it (ECANCELED,
+        // nothing read: its completion would have run on the gone thread). That is not
+        // reported: the call runs again from the backend's own thread and reads the data.
         #expect(try laio.poll(maximum: 4, timeout: .milliseconds(50)).isEmpty)
         #expect(write(fds[1], "xyz", 3) == 3)
         let results = try collect([submitted], in: laio)
