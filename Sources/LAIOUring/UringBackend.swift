@@ -82,8 +82,6 @@ public final class UringBackend: Backend, @unchecked Sendable {
         /// The resubmission thread, started on first need, and the eventfd that wakes it.
         var resubmitter: pthread_t? = nil
         var resubmitterWake: Int32 = -1
-        /// Calls issued again after the kernel cancelled them (for statistics).
-        var resubmitted = 0
     }
 
     private static let statxSize = 256
@@ -502,7 +500,6 @@ public final class UringBackend: Backend, @unchecked Sendable {
                     record.pointee.resubmissions += 1
                     if let old = record.pointee.submitter { laio_shim_thread_mark_release(old) }
                     record.pointee.submitter = laio_shim_thread_mark_retain()
-                    state.resubmitted += 1
                 }
                 submitPending()
                 reap(&state)
@@ -512,8 +509,6 @@ public final class UringBackend: Backend, @unchecked Sendable {
             wait = next
         }
     }
-
-    public var resubmittedCount: Int { state.withLock { $0.resubmitted } }
 
     public func service() -> Duration? {
         state.withLock { state -> Duration? in
