@@ -11,6 +11,10 @@ let package = Package(
         .executable(name: "laio-demo", targets: ["laio-demo"]),
         .executable(name: "laio-httpd", targets: ["laio-httpd"]),
     ],
+    dependencies: [
+        // Errno, FileDescriptor and FilePath: the Swift vocabulary for system calls.
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
     targets: [
         // C over <liburing.h>, plus shims for what Swift cannot import (variadic syscall(2),
         // SIGRTMIN, signal-handler installation).
@@ -20,7 +24,7 @@ let package = Package(
         ),
         // The vocabulary: operations, handles, completions, errors, the Backend protocol,
         // the completion queue and its notification fd.
-        .target(name: "LAIOCore", dependencies: ["CLiburing"]),
+        .target(name: "LAIOCore", dependencies: ["CLiburing", .product(name: "SystemPackage", package: "swift-system")]),
         // The eager thread-pool backend (liblaiogen's design) with a lazy window.
         .target(name: "LAIOThreads", dependencies: ["LAIOCore"]),
         // The io_uring backend: laziness from the kernel itself.

@@ -8,6 +8,7 @@ import LAIOCore
 import LAIOThreads
 import LAIOUring
 import Synchronization
+import SystemPackage
 
 /// Settings of the `auto` strategy.
 public struct AutoSettings: Sendable, Equatable {
@@ -204,7 +205,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
             case .inProgress:
                 counters.uringBackground.increment()
                 return outcome
-            case let .completed(.failure(error)) where error == .operationNotSupported || error == .invalidArgument:
+            case let .completed(.failure(error)) where error == .notSupported || error == .invalidArgument:
                 return try rerunOnPool(operation, kind: kind, refused: error)
             case .completed:
                 counters.uringSynchronous.increment()
@@ -224,7 +225,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
         counters.rerunOnThreads.increment()
         let outcome = try submitToPool(operation)
         if outcome != .completed(.failure(refused)) {
-            if refused == .operationNotSupported { demotedNotSupported.bitwiseOr(kind.bit, ordering: .relaxed) }
+            if refused == .notSupported { demotedNotSupported.bitwiseOr(kind.bit, ordering: .relaxed) }
             demoted.bitwiseOr(kind.bit, ordering: .relaxed)
         }
         return outcome
@@ -313,7 +314,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
             if demoted.load(ordering: .relaxed) & kind.bit != 0 {
                 return RoutePlan(inlineFirst: inline, destination: .threads,
                                  refusedByUring: demotedNotSupported.load(ordering: .relaxed) & kind.bit != 0
-                                    ? .operationNotSupported : .invalidArgument)
+                                    ? .notSupported : .invalidArgument)
             }
             return RoutePlan(inlineFirst: inline, destination: .uring)
         }

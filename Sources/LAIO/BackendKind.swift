@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CLiburing
+import SystemPackage
 
 /// Which backend runs a context's calls: the one word used in code, in the
 /// `LAIO_BACKEND` environment variable and on every command line (`--backend`).
@@ -59,7 +60,7 @@ public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
             return "LAIO backend '\(kind)' is not available: \(reason)"
         case let .setupFailed(kind, errno):
             let cause = kind == .uring || kind == .auto ? ContextError.uringCause(errno) : nil
-            return "LAIO backend '\(kind)' failed to start: \(errno)" + (cause.map { "; \($0)" } ?? "")
+            return "LAIO backend '\(kind)' failed to start: \(errno) (errno \(errno.rawValue))" + (cause.map { "; \($0)" } ?? "")
         }
     }
 
@@ -67,15 +68,15 @@ public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
     static func uringCause(_ errno: Errno) -> String? {
         switch errno.rawValue {
         case ENOSYS:
-            return "this kernel has no io_uring (older than 5.1, or built without CONFIG_IO_URING)"
+            return "ENOSYS: this kernel has no io_uring (older than 5.1, or built without CONFIG_IO_URING)"
         case EPERM:
             let disabled = laio_shim_io_uring_disabled()
             if disabled > 0 {
-                return "io_uring is disabled by the sysctl kernel.io_uring_disabled=\(disabled)"
+                return "EPERM: io_uring is disabled by the sysctl kernel.io_uring_disabled=\(disabled)"
             }
-            return "io_uring_setup is not permitted: a seccomp filter (such as Docker's default profile) blocks it"
+            return "EPERM: io_uring_setup is not permitted: a seccomp filter (such as Docker's default profile) blocks it"
         case ENOMEM:
-            return "the ring's memory could not be locked: raise RLIMIT_MEMLOCK (ulimit -l; kernels before 5.12 charge rings to it)"
+            return "ENOMEM: the ring's memory could not be locked: raise RLIMIT_MEMLOCK (ulimit -l; kernels before 5.12 charge rings to it)"
         default:
             return nil
         }

@@ -10,6 +10,11 @@ import LAIOUring
 @_exported import struct LAIOThreads.ThreadPoolSettings
 @_exported import struct LAIOUring.UringSettings
 @_exported import struct LAIOUring.UringSetupFlags
+// swift-system's vocabulary for what the operations take and the errors they give.
+@_exported import struct SystemPackage.Errno
+@_exported import struct SystemPackage.FileDescriptor
+@_exported import struct SystemPackage.FilePath
+import SystemPackage
 
 /// A LAIO context: one backend, one handle space, one poll.
 ///

@@ -1,4 +1,5 @@
 import CLiburing
+import SystemPackage
 
 /// What every backend does. The facade (`LAIO.Context`) is the only caller; it never asks
 /// which backend it talks to.

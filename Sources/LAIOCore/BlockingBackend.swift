@@ -1,4 +1,5 @@
 import Synchronization
+import SystemPackage
 
 /// The `blocking` baseline: every call runs inline on the caller's thread and is always
 /// synchronous. It shows what LAIO is for: an event loop on it stalls whenever a call blocks.

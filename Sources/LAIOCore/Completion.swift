@@ -1,3 +1,4 @@
+import SystemPackage
 /// The identity of one operation that went to the background.
 ///
 /// Unique among the operations of a context that are outstanding (submitted and not yet

@@ -5,6 +5,7 @@ import Musl
 #endif
 import CLiburing
 import Synchronization
+import SystemPackage
 
 /// The one queue through which every background completion of a context reaches `poll`,
 /// with a notification descriptor that is readable exactly while completions wait.

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CLiburing
+import SystemPackage
 
 /// One system call for LAIO to run, with its arguments.
 ///

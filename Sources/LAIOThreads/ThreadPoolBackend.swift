@@ -6,6 +6,7 @@ import Musl
 import CLiburing
 import LAIOCore
 import Synchronization
+import SystemPackage
 
 /// Settings of the `threads` backend.
 public struct ThreadPoolSettings: Sendable, Equatable {

@@ -5,6 +5,7 @@ import Musl
 #endif
 import CLiburing
 import LAIOCore
+import SystemPackage
 
 /// The `uring` backend: LAIO's laziness from io_uring itself.
 ///

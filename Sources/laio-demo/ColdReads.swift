@@ -6,6 +6,7 @@
 import Glibc
 #endif
 import LAIO
+import SystemPackage
 
 /// A test file of `size` bytes at `path`, created once with deterministic content.
 struct TestFile {

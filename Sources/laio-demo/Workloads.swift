@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import LAIO
+import SystemPackage
 
 struct CachedReadFigures {
     var nanosecondsPerCall: Double

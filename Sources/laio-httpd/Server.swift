@@ -5,6 +5,7 @@ import Musl
 #endif
 import CHTTPD
 import LAIO
+import SystemPackage
 
 /// How sockets are driven.
 enum NetworkMode: String, CaseIterable {

@@ -19,6 +19,7 @@ import Glibc
 #endif
 import CLiburing
 import LAIO
+import SystemPackage
 
 struct Options {
     var backends = BackendKind.allCases

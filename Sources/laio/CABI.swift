@@ -7,6 +7,7 @@ import CLAIO
 import CLiburing
 import LAIO
 import Synchronization
+import SystemPackage
 
 // The Swift half of liblaio: one process-wide context and the calls on it, exported to
 // the C half (Sources/CLAIO/laio.c), which owns errno, the per-thread handle and the

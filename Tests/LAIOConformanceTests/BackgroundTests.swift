@@ -4,6 +4,7 @@ import Glibc
 import LAIO
 import Synchronization
 import Testing
+import SystemPackage
 
 @Suite("Background calls and poll")
 struct BackgroundTests {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import LAIO
 import Testing
+import SystemPackage
 
 @Suite("Backpressure and process boundaries")
 struct BoundaryTests {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import LAIO
 import Testing
+import SystemPackage
 
 /// A call outlives the thread that made it: on every backend, calls submitted by threads
 /// that exit at once are each reported exactly once, with their real result (io_uring ties

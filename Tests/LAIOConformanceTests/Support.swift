@@ -3,6 +3,7 @@ import Glibc
 #endif
 import LAIO
 import Testing
+import SystemPackage
 
 /// Which backends can start on this machine, and why the others cannot.
 ///

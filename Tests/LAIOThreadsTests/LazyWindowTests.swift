@@ -3,6 +3,7 @@ import Glibc
 #endif
 import LAIO
 import Testing
+import SystemPackage
 
 /// Tests of the `threads` backend's own settings: the lazy window, the pool size and
 /// the bound on outstanding operations.

@@ -5,6 +5,7 @@ import Glibc
 import LAIOCore
 import Synchronization
 import Testing
+import SystemPackage
 
 /// The errno io_uring is blocked with when the tests run under tools/no-io-uring
 /// (scripts/test sets LAIO_EXPECT_IO_URING_BLOCKED=eperm|enosys), nil otherwise.
@@ -184,7 +185,7 @@ struct AutoStrategyTests {
         // io_uring is made to refuse every stat (EOPNOTSUPP) and every pread that reaches it (EINVAL).
         settings.ringRefusalForTesting = { operation in
             switch operation {
-            case .stat: return .operationNotSupported
+            case .stat: return .notSupported
             case .pread: return .invalidArgument
             default: return nil
             }
@@ -204,7 +205,7 @@ struct AutoStrategyTests {
         #expect(try path.withCString { try complete(.stat(path: $0, buffer: got), in: laio) } == .success(0))
         #expect(got.pointee.st_ino == expected.st_ino && got.pointee.st_size == 6000)
         #expect(laio.statistics?.rerunOnThreads == 1)
-        #expect(laio.route(for: .stat) == RoutePlan(inlineFirst: false, destination: .threads, refusedByUring: .operationNotSupported))
+        #expect(laio.route(for: .stat) == RoutePlan(inlineFirst: false, destination: .threads, refusedByUring: .notSupported))
         // From now on stat goes straight to the pool: no second re-run.
         #expect(try path.withCString { try complete(.stat(path: $0, buffer: got), in: laio) } == .success(0))
         #expect(laio.statistics?.rerunOnThreads == 1)

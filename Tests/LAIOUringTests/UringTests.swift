@@ -6,6 +6,7 @@ import LAIO
 import LAIOCore
 import LAIOUring
 import Testing
+import SystemPackage
 
 /// Why `uring` cannot start here, or nil when it can.
 let uringUnavailable: String? = {

@@ -20,6 +20,10 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
+// swift-system (SystemPackage) imports the kernel's <linux/io_uring.h>; liburing ships its own
+// copy of it under the same include guard. Including the kernel's first makes both modules
+// see one definition of the io_uring structs (clang rejects two different ones).
+#include <linux/io_uring.h>
 #include <liburing.h>
 
 /// Runs system call `number` with six arguments. Returns the kernel's raw answer:
