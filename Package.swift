@@ -40,7 +40,7 @@ let package = Package(
         // A Flash-style event-driven static web server on LAIO.
         .target(name: "CHTTPD"),
         .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD"]),
-        .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO"]),
+        .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOCore"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),
         .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLiburing"]),
     ]

@@ -519,9 +519,8 @@ func round(_ options: Options, operations: Int, files: (String, String), quiet: 
         var roundOptions = options
         roundOptions.operations = operations
         let stress = Stress(laio: laio, options: roundOptions, seed: options.seed &+ UInt64(index) &* 0x9E37, filePath: files.0, scratchPath: files.1)
-        let start = monotonicNanoseconds()
-        stress.run()
-        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        let elapsed = ContinuousClock().measure { stress.run() }
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         stress.closeWithCallsInFlight()
         stress.release()
         if !quiet || !stress.errors.isEmpty {
