@@ -17,7 +17,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLiburing
+import CStressHeap
 import LAIO
 import SystemPackage
 
@@ -83,7 +83,7 @@ func openDescriptors() -> Int {
 }
 
 /// Heap bytes in use (malloc's own count; exact, unlike the resident set).
-func heapInUse() -> Int { Int(laio_shim_heap_in_use()) }
+func heapInUse() -> Int { Int(laio_stress_heap_in_use()) }
 
 /// A connected loopback TCP pair: (one end, the other).
 func loopbackPair() -> (Int32, Int32) {

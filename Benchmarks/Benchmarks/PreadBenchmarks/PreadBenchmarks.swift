@@ -7,7 +7,7 @@
 import Glibc
 #endif
 import Benchmark
-import CLiburing
+import CLinuxShims
 import CUringLoop
 import LAIO
 
