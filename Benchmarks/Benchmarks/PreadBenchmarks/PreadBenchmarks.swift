@@ -103,6 +103,16 @@ let benchmarks: @Sendable () -> Void = {
                 }
             }
         }
+        // The same calls in swift-system's vocabulary: the FileDescriptor form builds the
+        // same operation, so it must cost what the raw form costs.
+        let descriptor = FileDescriptor(rawValue: cachedFile)
+        Benchmark("LAIO \(kind) pread 4 KiB cached, FileDescriptor form") { benchmark in
+            for i in benchmark.scaledIterations {
+                if case .inProgress = try laio.submit(.read(descriptor, into: buffer, at: Int64((i & 4095) * 4096))) {
+                    _ = try laio.poll(maximum: 1, timeout: nil)
+                }
+            }
+        }
         // The share of those calls answered synchronously, counted in a loop of its own so
         // that the counting does not weigh on the timed one above.
         Benchmark("LAIO \(kind) pread 4 KiB cached, synchronous share", configuration: synchronousOnly) { benchmark in
