@@ -1523,6 +1523,28 @@ static int load_rules(struct fs *fs, const struct rule_source *src, size_t n) {
     return 0;
 }
 
+// Frees what the session held, once it has ended (the kernel forgets nothing at unmount,
+// so the remaining nodes are freed here).
+static void fs_free(struct fs *fs) {
+    for (size_t i = 0; i < fs->nbuckets; i++) {
+        struct node *n = fs->buckets[i];
+        while (n) {
+            struct node *next = n->next;
+            close(n->fd);
+            free(n);
+            n = next;
+        }
+    }
+    free(fs->buckets);
+    for (size_t i = 0; i < fs->rules.n; i++) free_rule(fs->rules.v[i]);
+    free(fs->rules.v);
+    pthread_rwlock_destroy(&fs->rules_lock);
+    pthread_mutex_destroy(&fs->nodes_lock);
+    if (fs->root.fd >= 0) close(fs->root.fd);
+    free(fs->source);
+    free(fs);
+}
+
 int main(int argc, char **argv) {
     struct rule_source *rule_src = calloc((size_t)argc, sizeof *rule_src);
     size_t nrule_src = 0;
@@ -1646,5 +1668,9 @@ out_session:
     fuse_session_destroy(se);
     free(cmd.mountpoint);
     fuse_opt_free_args(&args);
+    fs_free(fs);
+    free(opt.source);
+    free(opt.cache);
+    free(rule_src);
     return status ? 1 : 0;
 }
