@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 import LAIOCore
 import LAIOThreads
 import LAIOUring
@@ -43,71 +43,13 @@ public struct AutoSettings: Sendable, Equatable {
     }
 }
 
-/// Where a context sends operations of one kind (whether a non-blocking attempt on the
-/// caller's thread comes first is `RoutePlan.inlineFirst`).
-public enum Route: String, Sendable, CaseIterable {
-    /// io_uring.
-    case uring
-    /// The eager thread pool.
-    case threads
-    /// The caller's thread, blocking.
-    case blocking
-    /// Nowhere: the backend cannot run this kind and answers ENOSYS.
-    case unsupported
-}
-
-/// The route of one kind of operation: an optional inline attempt, then a destination.
-public struct RoutePlan: Sendable, Equatable, CustomStringConvertible {
-    /// Tried first on the caller's thread with a non-blocking form of the call.
-    public var inlineFirst: Bool
-    /// Where the call goes when it is not done inline.
-    public var destination: Route
-    /// Why the destination is not io_uring although the kernel has the opcode (io_uring
-    /// refused a call of this kind that the thread pool then ran), if that happened.
-    public var refusedByUring: Errno?
-
-    public init(inlineFirst: Bool, destination: Route, refusedByUring: Errno? = nil) {
-        self.inlineFirst = inlineFirst
-        self.destination = destination
-        self.refusedByUring = refusedByUring
-    }
-
-    public var description: String {
-        (inlineFirst ? "inline-nowait, then " : "") + destination.rawValue
-            + (refusedByUring.map { " (io_uring answered \($0))" } ?? "")
-    }
-}
-
-/// How many operations each route finished, as counted by `auto`.
-public struct RouteStatistics: Sendable, Equatable, CustomStringConvertible {
-    /// Calls completed inline by their non-blocking form.
-    public var inline = 0
-    /// Calls tried inline that would have blocked and went on to their route.
-    public var inlineMisses = 0
-    /// Calls io_uring completed during submit, and calls it took to the background.
-    public var uringSynchronous = 0
-    public var uringBackground = 0
-    /// Calls the thread pool completed within its lazy window, and calls it took to the background.
-    public var threadsSynchronous = 0
-    public var threadsBackground = 0
-    /// Calls io_uring refused (EINVAL, EOPNOTSUPP) that were run again on the thread pool.
-    public var rerunOnThreads = 0
-
-    public init() {}
-
-    public var description: String {
-        "inline \(inline) (misses \(inlineMisses)), uring \(uringSynchronous) sync / \(uringBackground) background, "
-            + "threads \(threadsSynchronous) sync / \(threadsBackground) background, rerun on threads \(rerunOnThreads)"
-    }
-}
-
 /// The `auto` strategy: io_uring for every kind of operation the running kernel supports,
 /// the thread pool for the rest (sendfile, raw system calls, opcodes the kernel lacks), and
 /// for everything when io_uring cannot be set up. Some kinds are first tried inline with a
 /// form that never waits.
 ///
 /// Both backends push into the one completion queue of the context. Pool handles carry
-/// bit 63, ring handles never do, so one handle space covers both. Poll sleeps in ppoll on
+/// the route tag (see `Handle`'s layout), ring handles never do, so one handle space covers both. Poll sleeps in ppoll on
 /// the ring's descriptor and the queue's eventfd, which every pool completion signals: one
 /// wait covers both sources.
 final class AutoBackend: Backend, @unchecked Sendable {
@@ -127,8 +69,6 @@ final class AutoBackend: Backend, @unchecked Sendable {
     private let demotedNotSupported = Atomic<UInt64>(0)
     private let counters = Counters()
     private let ringRefusal: (@Sendable (Operation) -> Errno?)?
-
-    private static let poolTag: UInt64 = 1 << 63
 
     /// Starts the pool and, unless io_uring is unavailable (ENOSYS, EPERM, ENOMEM at setup)
     /// or switched off, the ring. Other setup errors are thrown.
@@ -308,7 +248,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
     // MARK: Introspection
 
     /// The route of `kind` now.
-    func plan(for kind: OperationKind) -> RoutePlan {
+    func route(for kind: OperationKind) -> RoutePlan {
         let inline = inlineKinds & kind.bit != 0
         if ringKinds & kind.bit != 0 {
             if demoted.load(ordering: .relaxed) & kind.bit != 0 {
@@ -321,7 +261,16 @@ final class AutoBackend: Backend, @unchecked Sendable {
         return RoutePlan(inlineFirst: inline, destination: .threads)
     }
 
-    var statistics: RouteStatistics {
+    var details: String {
+        "auto: " + (ring.map { "io_uring (flags \($0.setupFlags)) for what it runs, " } ?? "")
+            + "thread pool (\(pool.settings.workers) workers, idle spin \(pool.settings.idleSpin.nanoseconds / 1000) µs) for "
+            + (uringUnavailable.map { "everything; io_uring not used: \($0)" } ?? "the rest")
+            + (route(for: .pread).inlineFirst ? "; cached reads tried inline first" : "")
+    }
+
+    var uringUnavailableReason: String? { uringUnavailable }
+
+    var statistics: RouteStatistics? {
         var s = RouteStatistics()
         s.inline = counters.inline.value
         s.inlineMisses = counters.inlineMisses.value
@@ -336,7 +285,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
     // MARK: Cancelling, waiting, closing
 
     func cancel(_ handle: Handle) throws(Errno) {
-        if handle.rawValue & Self.poolTag != 0 {
+        if handle.isRouteTagged {
             try pool.cancel(handle)
         } else if let ring {
             try ring.cancel(handle)
@@ -364,7 +313,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
             // The ring's wait covers the queue's eventfd, which pool completions signal.
             return ring.waitForCompletions(in: queue, nanoseconds: nanoseconds)
         }
-        return laio_shim_wait_readable(queue.notificationDescriptor, nanoseconds.map { max($0, 0) } ?? -1) == -EINTR
+        return Housekeeping.waitReadable(queue.notificationDescriptor, nanoseconds: nanoseconds)
     }
 }
 

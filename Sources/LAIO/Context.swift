@@ -3,10 +3,23 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-@_exported import LAIOCore
-import CLiburing
+import CLinuxShims
+import LAIOCore
 import LAIOThreads
 import LAIOUring
+// The vocabulary of `import LAIO`, and nothing of the machinery below it.
+@_exported import enum LAIOCore.Operation
+@_exported import enum LAIOCore.OperationKind
+@_exported import struct LAIOCore.SyscallArguments
+@_exported import enum LAIOCore.SyscallNumber
+@_exported import typealias LAIOCore.OpenHow
+@_exported import struct LAIOCore.ResolveFlags
+@_exported import struct LAIOCore.Handle
+@_exported import enum LAIOCore.Outcome
+@_exported import struct LAIOCore.Completion
+@_exported import enum LAIOCore.Route
+@_exported import struct LAIOCore.RoutePlan
+@_exported import struct LAIOCore.RouteStatistics
 @_exported import struct LAIOThreads.ThreadPoolSettings
 @_exported import struct LAIOUring.UringSettings
 @_exported import struct LAIOUring.UringSetupFlags
@@ -38,8 +51,6 @@ public final class Context: Sendable {
     public let backendKind: BackendKind
     private let backend: any Backend
     private let completions: CompletionQueue
-    /// How the backend was set up, in words (for logs and the demo).
-    public let details: String
     /// The fork generation of the process that made the context: in a forked child the
     /// context is not usable (its ring is shared with the parent, its workers did not fork).
     private let forkGeneration: UInt
@@ -77,27 +88,11 @@ public final class Context: Sendable {
         let queue: CompletionQueue
         do throws(Errno) {
             queue = try CompletionQueue(capacity: max(capacity, 1))
-            switch kind {
-            case .auto:
-                let strategy = try AutoBackend(settings: auto, threads: chosenThreads, uring: uring, completions: queue)
-                details = "auto: " + (strategy.ring.map { "io_uring (flags \($0.setupFlags)) for what it runs, " } ?? "")
-                    + "thread pool (\(strategy.pool.settings.workers) workers, idle spin "
-                    + "\(strategy.pool.settings.idleSpin.nanoseconds / 1000) µs) for "
-                    + (strategy.uringUnavailable.map { "everything; io_uring not used: \($0)" } ?? "the rest")
-                    + (strategy.plan(for: .pread).inlineFirst ? "; cached reads tried inline first" : "")
-                backend = strategy
-            case .uring:
-                let ring = try UringBackend(settings: uring, completions: queue)
-                details = "io_uring: flags \(ring.setupFlags), \(ring.submissionEntries) SQ / \(ring.completionEntries) CQ entries, "
-                    + "capacity \(ring.capacity)"
-                backend = ring
-            case .threads:
-                backend = try ThreadPoolBackend(settings: threads, completions: queue)
-                details = "thread pool: \(threads.workers) workers, lazy window \(threads.lazyWindow.nanoseconds / 1000) µs, "
-                    + "capacity \(threads.capacity)"
-            default:
-                backend = BlockingBackend()
-                details = "blocking: every call inline"
+            backend = switch kind {
+            case .auto: try AutoBackend(settings: auto, threads: chosenThreads, uring: uring, completions: queue)
+            case .uring: try UringBackend(settings: uring, completions: queue)
+            case .threads: try ThreadPoolBackend(settings: threads, completions: queue)
+            case .blocking: BlockingBackend()
             }
         } catch {
             throw .setupFailed(kind, error)
@@ -121,21 +116,13 @@ public final class Context: Sendable {
     @inline(__always)
     private var madeHere: Bool { laio_shim_fork_generation() == forkGeneration }
 
+    /// How the backend was set up, in words (for logs and the demo).
+    public var details: String { backend.details }
+
     /// Where operations of `kind` go on this context. On `auto` the route is decided at
     /// creation (and may move to the thread pool once, if io_uring refuses a call of this
     /// kind that the pool then runs); the other backends have one route for everything.
-    public func route(for kind: OperationKind) -> RoutePlan {
-        switch backend {
-        case let strategy as AutoBackend:
-            return strategy.plan(for: kind)
-        case let ring as UringBackend:
-            return RoutePlan(inlineFirst: false, destination: ring.runs(kind) ? .uring : .unsupported)
-        case is ThreadPoolBackend:
-            return RoutePlan(inlineFirst: false, destination: .threads)
-        default:
-            return RoutePlan(inlineFirst: false, destination: .blocking)
-        }
-    }
+    public func route(for kind: OperationKind) -> RoutePlan { backend.route(for: kind) }
 
     /// Every kind's route, one line each ("pread: inline-nowait, then uring").
     public var routes: String {
@@ -144,10 +131,10 @@ public final class Context: Sendable {
 
     /// How many calls each route finished so far, on `auto`; nil on the other backends,
     /// which have one route and keep no counts.
-    public var statistics: RouteStatistics? { (backend as? AutoBackend)?.statistics }
+    public var statistics: RouteStatistics? { backend.statistics }
 
     /// On `auto`, whether io_uring is in use, and if not, why (nil on the other backends).
-    public var uringUnavailableReason: String? { (backend as? AutoBackend)?.uringUnavailable }
+    public var uringUnavailableReason: String? { backend.uringUnavailableReason }
 
     /// Runs `operation` without blocking the caller for long.
     ///

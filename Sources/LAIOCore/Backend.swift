@@ -1,4 +1,4 @@
-import CLiburing
+import CLinuxShims
 import SystemPackage
 
 /// What every backend does. The facade (`LAIO.Context`) is the only caller; it never asks
@@ -7,7 +7,7 @@ import SystemPackage
 /// A backend is created with the context's `CompletionQueue`, pushes every background
 /// completion into it exactly once, and takes a completion credit from it (`reserve`)
 /// before an operation may go to the background.
-public protocol Backend: AnyObject, Sendable {
+package protocol Backend: AnyObject, Sendable {
     /// Issues `operation`. Returns `.completed` if the call finished without blocking, or
     /// `.inProgress(handle)` if it continues in the background.
     /// Throws `EAGAIN` when the backend's bounds are reached and `EBADF` once shut down.
@@ -37,14 +37,30 @@ public protocol Backend: AnyObject, Sendable {
     /// Returns true when a signal handler ran on this thread during the wait (EINTR).
     @discardableResult
     func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool
+
+    /// How the backend was set up, in words (for logs and the demo).
+    var details: String { get }
+
+    /// Where operations of `kind` go on this backend.
+    func route(for kind: OperationKind) -> RoutePlan
+
+    /// How many calls each route finished so far; nil for backends with one route, which
+    /// keep no counts.
+    var statistics: RouteStatistics? { get }
+
+    /// Why io_uring is not in use, for a backend that would use it and does not; nil for
+    /// the others.
+    var uringUnavailableReason: String? { get }
 }
 
 extension Backend {
-    public var notificationDescriptor: Int32? { nil }
+    package var notificationDescriptor: Int32? { nil }
+    package var statistics: RouteStatistics? { nil }
+    package var uringUnavailableReason: String? { nil }
 
     /// Backends whose every completion goes through the queue sleep on its eventfd.
     @discardableResult
-    public func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
-        laio_shim_wait_readable(queue.notificationDescriptor, nanoseconds.map { max($0, 0) } ?? -1) == -EINTR
+    package func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
+        Housekeeping.waitReadable(queue.notificationDescriptor, nanoseconds: nanoseconds)
     }
 }

@@ -3,11 +3,11 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 
 /// Nanoseconds on CLOCK_MONOTONIC (a vDSO read, no system call).
 @inlinable
-public func monotonicNanoseconds() -> Int64 {
+package func monotonicNanoseconds() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
@@ -16,7 +16,7 @@ public func monotonicNanoseconds() -> Int64 {
 extension Duration {
     /// The duration in whole nanoseconds (saturating).
     @inlinable
-    public var nanoseconds: Int64 {
+    package var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }

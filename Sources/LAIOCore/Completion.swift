@@ -35,3 +35,27 @@ public struct Completion: Sendable, Equatable {
         self.init(handle: handle, result: Result(kernelReturn: kernelReturn))
     }
 }
+
+/// The layout of a handle's bits, the one place it is written down. Every backend makes its
+/// handles here and reads them back here:
+/// - bits 0–31: the slot index plus one, so no handle is zero (the C ABI's "no handle");
+/// - bits 32–62: the slot's generation (31 bits), so a reused slot gives a new handle;
+/// - bit 63: the route tag, which a strategy sets on the handles of one of the two backends
+///   it shares a completion queue with (`auto`: the pool's), so one handle space covers both.
+extension Handle {
+    package static let routeTag: UInt64 = 1 << 63
+
+    @inline(__always)
+    package init(slot: Int, generation: UInt32, routeTagged: Bool = false) {
+        self.init(rawValue: (routeTagged ? Handle.routeTag : 0) | UInt64(generation & 0x7fff_ffff) << 32
+            | UInt64(truncatingIfNeeded: slot + 1))
+    }
+
+    /// The slot index the handle names; -1 when its low half is zero (no slot).
+    @inline(__always)
+    package var slot: Int { Int(truncatingIfNeeded: rawValue & 0xffff_ffff) - 1 }
+
+    /// Whether the route tag is set.
+    @inline(__always)
+    package var isRouteTagged: Bool { rawValue & Handle.routeTag != 0 }
+}

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 import Synchronization
 import SystemPackage
 
@@ -13,7 +13,7 @@ import SystemPackage
 /// Memory is bounded by credits: a backend takes one (`reserve`) before an operation may go
 /// to the background and the credit returns when `poll` hands the completion out, so the
 /// queue never holds more than `capacity` completions.
-public final class CompletionQueue: Sendable {
+package final class CompletionQueue: Sendable {
     private struct State {
         var pending = Ring<Completion>(initialCapacity: 64)
     }
@@ -23,14 +23,14 @@ public final class CompletionQueue: Sendable {
     @usableFromInline
     let outstanding = Atomic<Int>(0)
     /// The most operations that may be outstanding at once.
-    public let capacity: Int
+    package let capacity: Int
     /// An eventfd that is readable while completions wait. Written on the empty → non-empty
     /// transition and drained on the non-empty → empty one, both under the queue's lock,
     /// so its state always matches the queue's.
-    public let notificationDescriptor: Int32
+    package let notificationDescriptor: Int32
 
     /// Creates a queue for at most `capacity` outstanding operations.
-    public init(capacity: Int) throws(Errno) {
+    package init(capacity: Int) throws(Errno) {
         precondition(capacity > 0, "capacity must be positive")
         let fd = laio_shim_eventfd()
         guard fd >= 0 else { throw Errno(rawValue: -fd) }
@@ -41,11 +41,11 @@ public final class CompletionQueue: Sendable {
     deinit { _ = Glibc.close(notificationDescriptor) }
 
     /// The number of operations that went to the background and were not yet returned by poll.
-    public var outstandingCount: Int { outstanding.load(ordering: .relaxed) }
+    package var outstandingCount: Int { outstanding.load(ordering: .relaxed) }
 
     /// Takes one credit for an operation that may go to the background.
     /// Throws `EAGAIN` when `capacity` operations are outstanding.
-    public func reserve() throws(Errno) {
+    package func reserve() throws(Errno) {
         if outstanding.wrappingAdd(1, ordering: .relaxed).oldValue >= capacity {
             outstanding.wrappingSubtract(1, ordering: .relaxed)
             throw .resourceTemporarilyUnavailable
@@ -57,20 +57,20 @@ public final class CompletionQueue: Sendable {
     /// concurrent submitters of different backends can then overshoot `capacity` by at most
     /// one operation each.
     @inlinable
-    public var hasCredit: Bool { outstanding.load(ordering: .relaxed) < capacity }
+    package var hasCredit: Bool { outstanding.load(ordering: .relaxed) < capacity }
 
     /// Takes a credit without checking (see `hasCredit`).
-    public func take() {
+    package func take() {
         outstanding.wrappingAdd(1, ordering: .relaxed)
     }
 
     /// Gives back a credit whose operation completed synchronously after all.
-    public func release() {
+    package func release() {
         outstanding.wrappingSubtract(1, ordering: .relaxed)
     }
 
     /// Adds a completion; its credit returns when poll hands it out.
-    public func push(_ completion: Completion) {
+    package func push(_ completion: Completion) {
         state.withLock { state in
             state.pending.append(completion)
             if state.pending.count == 1 { signal() }
@@ -79,13 +79,13 @@ public final class CompletionQueue: Sendable {
 
     /// Moves up to `maximum` completions, oldest first, to the end of `into`.
     /// Returns how many were moved.
-    public func drain(into completions: inout [Completion], maximum: Int) -> Int {
+    package func drain(into completions: inout [Completion], maximum: Int) -> Int {
         drain(maximum: maximum) { completions.append($0) }
     }
 
     /// Hands up to `maximum` completions, oldest first, to `body`, which runs under the
     /// queue's lock and must only store them. Returns how many it handed out.
-    public func drain(maximum: Int, _ body: (Completion) -> Void) -> Int {
+    package func drain(maximum: Int, _ body: (Completion) -> Void) -> Int {
         let moved = state.withLock { state -> Int in
             var moved = 0
             while moved < maximum, let completion = state.pending.popFirst() {
@@ -99,13 +99,7 @@ public final class CompletionQueue: Sendable {
         return moved
     }
 
-    private func signal() {
-        var one: UInt64 = 1
-        _ = Glibc.write(notificationDescriptor, &one, 8)
-    }
+    private func signal() { Housekeeping.signal(eventfd: notificationDescriptor) }
 
-    private func clearSignal() {
-        var value: UInt64 = 0
-        _ = Glibc.read(notificationDescriptor, &value, 8)
-    }
+    private func clearSignal() { Housekeeping.reset(eventfd: notificationDescriptor) }
 }

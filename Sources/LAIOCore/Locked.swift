@@ -11,14 +11,14 @@ import SystemPackage
 /// contended path of `Mutex` on Linux (its futex wait lives in the uninstrumented standard
 /// library) and reports false races; it intercepts `pthread_mutex_*`, so races it reports
 /// here are real. The cost of an uncontended lock is the same.
-public final class Locked<State>: @unchecked Sendable {
+package final class Locked<State>: @unchecked Sendable {
     // @unchecked: `state` is read and written only between pthread_mutex_lock and
     // pthread_mutex_unlock of `mutex`, so no two threads touch it at once.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// Out of line, so that access needs no dynamic exclusivity check: the lock is the check.
     private let state: UnsafeMutablePointer<State>
 
-    public init(_ state: State) {
+    package init(_ state: State) {
         self.state = .allocate(capacity: 1)
         self.state.initialize(to: state)
         mutex = .allocate(capacity: 1)
@@ -36,7 +36,7 @@ public final class Locked<State>: @unchecked Sendable {
 
     /// Runs `body` with exclusive access to the state.
     @inlinable
-    public func withLock<Result, Failure: Error>(_ body: (inout State) throws(Failure) -> Result) throws(Failure) -> Result {
+    package func withLock<Result, Failure: Error>(_ body: (inout State) throws(Failure) -> Result) throws(Failure) -> Result {
         lock()
         defer { unlock() }
         return try body(&stateForLockHolder)

@@ -3,12 +3,12 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 
 extension Operation {
     /// Whether raw calls numbered `number` have a typed form (`canonical` turns them into
     /// one when their arguments can be represented).
-    public static func hasTypedForm(_ number: Int) -> Bool { typedNumbers.contains(number) }
+    package static func hasTypedForm(_ number: Int) -> Bool { typedNumbers.contains(number) }
 
     // Every number whose raw call, with non-null pointers and small counts, becomes typed.
     private static let typedNumbers: Set<Int> = Set((0..<1024).filter { number in
@@ -24,7 +24,7 @@ extension Operation {
     /// both forms alike. Typed operations, unknown numbers and raw calls whose arguments
     /// cannot be represented (a null buffer with a non-zero length, a length beyond
     /// `Int.max`) come back unchanged.
-    public var canonical: Operation {
+    package var canonical: Operation {
         guard case let .syscall(number, a) = self else { return self }
         func fd(_ value: Int) -> Int32 { Int32(truncatingIfNeeded: value) }
         func int32(_ value: Int) -> Int32 { Int32(truncatingIfNeeded: value) }

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 import SystemPackage
 
 /// One system call for LAIO to run, with its arguments.
@@ -129,7 +129,7 @@ extension Operation {
     /// one case that needs storage of its own; it reports a null `req` here and `run()`
     /// supplies the `timespec`.
     @inlinable
-    public var syscallRequest: (number: Int, arguments: SyscallArguments) {
+    package var syscallRequest: (number: Int, arguments: SyscallArguments) {
         func p(_ pointer: UnsafeRawPointer?) -> Int { Int(bitPattern: pointer) }
         func i<T: BinaryInteger>(_ value: T) -> Int { Int(truncatingIfNeeded: value) }
         switch self {
@@ -209,7 +209,7 @@ extension Operation {
     /// Runs the operation on the calling thread, blocking if the call blocks.
     /// Returns the kernel's raw answer: the result, or -errno.
     @inlinable
-    public func run() -> Int {
+    package func run() -> Int {
         if case let .nanosleep(duration) = self {
             var request = timespec(duration)
             // The pointer is used only during the call, while `request` is alive.
@@ -224,7 +224,7 @@ extension Operation {
     /// Whether this call would take down a pool worker or the process image from under a
     /// pool (exit, clone, fork, exec, rt_sigreturn): backends that run calls on their own
     /// threads refuse these with `ENOSYS`.
-    public var isUnsafeOffThread: Bool {
+    package var isUnsafeOffThread: Bool {
         guard case let .syscall(number, _) = self else { return false }
         return Operation.refusedOffThread.contains(number)
     }
@@ -238,7 +238,7 @@ extension Operation {
 extension timespec {
     /// The `timespec` for a non-negative duration (negative durations become zero).
     @inlinable
-    public init(_ duration: Duration) {
+    package init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         if seconds < 0 || (seconds == 0 && attoseconds < 0) {
             self.init(tv_sec: 0, tv_nsec: 0)

@@ -11,7 +11,7 @@ public enum OperationKind: Int, CaseIterable, Sendable {
 
     /// This kind as one bit of a 64-bit set (there are fewer than 64 kinds).
     @inlinable
-    public var bit: UInt64 { 1 << UInt64(rawValue) }
+    package var bit: UInt64 { 1 << UInt64(rawValue) }
 }
 
 extension Operation {

@@ -2,28 +2,28 @@
 ///
 /// Growth is amortized and happens only when more elements wait than ever before; callers
 /// bound the count themselves (see `CompletionQueue`'s credits).
-public struct Ring<Element> {
+package struct Ring<Element> {
     private var storage: [Element?]
     private var head = 0
     /// The number of elements waiting.
-    public private(set) var count = 0
+    package private(set) var count = 0
 
     /// An empty queue with room for `initialCapacity` elements before it grows.
-    public init(initialCapacity: Int = 16) {
+    package init(initialCapacity: Int = 16) {
         storage = Array(repeating: nil, count: max(initialCapacity, 1))
     }
 
-    public var isEmpty: Bool { count == 0 }
+    package var isEmpty: Bool { count == 0 }
 
     /// Adds `element` at the back.
-    public mutating func append(_ element: Element) {
+    package mutating func append(_ element: Element) {
         if count == storage.count { grow() }
         storage[(head + count) % storage.count] = element
         count += 1
     }
 
     /// Removes and returns the front element, or nil when empty.
-    public mutating func popFirst() -> Element? {
+    package mutating func popFirst() -> Element? {
         guard count > 0 else { return nil }
         let element = storage[head]
         storage[head] = nil
@@ -35,7 +35,7 @@ public struct Ring<Element> {
     /// Removes the first element that satisfies `predicate`, keeping the others in order.
     /// Returns whether one was removed. O(count).
     @discardableResult
-    public mutating func removeFirst(where predicate: (Element) -> Bool) -> Bool {
+    package mutating func removeFirst(where predicate: (Element) -> Bool) -> Bool {
         for offset in 0..<count where predicate(storage[(head + offset) % storage.count]!) {
             for later in offset..<(count - 1) {
                 storage[(head + later) % storage.count] = storage[(head + later + 1) % storage.count]

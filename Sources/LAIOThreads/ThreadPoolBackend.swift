@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 import LAIOCore
 import Synchronization
 import SystemPackage
@@ -53,11 +53,11 @@ public struct ThreadPoolSettings: Sendable, Equatable {
 /// queued call removes it; cancelling a running one interrupts its worker with a real-time
 /// signal (re-sent by `service()` until the call returns, so a signal that lands just before
 /// the worker enters the kernel is not lost).
-public final class ThreadPoolBackend: Backend, @unchecked Sendable {
+package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     // @unchecked: shared mutable state lives in `state` (a lock); each Slot's fields say
     // what guards them; `slots` and `workers` are immutable arrays of reference objects.
 
-    public let settings: ThreadPoolSettings
+    package let settings: ThreadPoolSettings
     private let completions: CompletionQueue
     private let windowNanoseconds: Int64
     private let idleSpinNanoseconds: Int64
@@ -67,8 +67,8 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     /// Running operations with a cancellation request; lets `service()` skip its lock.
     private let pendingCancels = Atomic<Int>(0)
     private let cancelSignal = laio_shim_cancel_signal()
-    /// Set in every handle this pool gives out (0, or bit 63 for a strategy's route tag).
-    private let handleTag: UInt64
+    /// Whether every handle this pool gives out carries the route tag (see `Handle`'s layout).
+    private let tagsHandles: Bool
 
     /// Free slots: pushed by anyone without the lock, popped only under the lock.
     private let freeSlots: FreeList
@@ -84,9 +84,9 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     /// Starts the pool's workers. Throws `EINVAL` for non-positive settings, or the errno of
     /// a failed thread start or signal-handler installation.
     ///
-    /// Handles have bit 63 clear, except that `tagHandles` sets it in every one, so that a
+    /// Handles carry no route tag, except that `tagHandles` sets it in every one, so that a
     /// strategy sharing one completion queue with another backend can tell whose they are.
-    public init(settings: ThreadPoolSettings, completions: CompletionQueue, tagHandles: Bool = false) throws(Errno) {
+    package init(settings: ThreadPoolSettings, completions: CompletionQueue, tagHandles: Bool = false) throws(Errno) {
         guard settings.workers > 0, settings.workers <= ThreadPoolSettings.maximumWorkers, settings.capacity > 0,
               settings.lazyWindow >= .zero, settings.idleSpin >= .zero,
               settings.capacity <= ThreadPoolSettings.maximumCapacity
@@ -95,7 +95,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
         guard installed == 0 else { throw Errno(rawValue: -installed) }
         self.settings = settings
         self.completions = completions
-        self.handleTag = tagHandles ? 1 << 63 : 0
+        self.tagsHandles = tagHandles
         self.windowNanoseconds = settings.lazyWindow.nanoseconds
         self.idleSpinNanoseconds = settings.idleSpin.nanoseconds
         self.slots = (0..<settings.capacity).map { _ in Slot() }
@@ -114,16 +114,23 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
 
     deinit { shutdown() }
 
+    package var details: String {
+        "thread pool: \(settings.workers) workers, lazy window \(settings.lazyWindow.nanoseconds / 1000) µs, "
+            + "capacity \(settings.capacity)"
+    }
+
+    package func route(for kind: OperationKind) -> RoutePlan { RoutePlan(inlineFirst: false, destination: .threads) }
+
     // MARK: Submitting
 
-    public func submit(_ operation: Operation) throws(Errno) -> Outcome {
+    package func submit(_ operation: Operation) throws(Errno) -> Outcome {
         try submit(operation, lazy: true)
     }
 
     /// Issues `operation`; with `lazy: false` the caller does not wait the lazy window (it
     /// already knows the call will block, for example from an EAGAIN of its non-blocking
     /// form) and gets `.inProgress` unless the worker has finished by the time it looks.
-    public func submit(_ operation: Operation, lazy: Bool) throws(Errno) -> Outcome {
+    package func submit(_ operation: Operation, lazy: Bool) throws(Errno) -> Outcome {
         if operation.isUnsafeOffThread { return .completed(.failure(.noFunction)) }
         try completions.reserve()
         let dispatch = state.withLock { state -> Dispatch in
@@ -186,8 +193,8 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
 
     // MARK: Cancelling
 
-    public func cancel(_ handle: Handle) throws(Errno) {
-        let index = Int(handle.rawValue & 0xFFFF_FFFF) - 1
+    package func cancel(_ handle: Handle) throws(Errno) {
+        let index = handle.slot
         guard slots.indices.contains(index) else { throw .noSuchFileOrDirectory }
         let slot = slots[index]
         let action = state.withLock { state -> CancelAction in
@@ -227,7 +234,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
 
     private enum CancelAction { case notFound, report, interrupted }
 
-    public func service() -> Duration? {
+    package func service() -> Duration? {
         guard pendingCancels.load(ordering: .relaxed) > 0 else { return nil }
         reassertCancels()
         return .milliseconds(1)
@@ -246,7 +253,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
 
     // MARK: Shutting down
 
-    public func shutdown() {
+    package func shutdown() {
         let (first, cancelled) = state.withLock { state -> (Bool, [Handle]) in
             guard !state.closing else { return (false, []) }
             state.closing = true
@@ -389,7 +396,7 @@ public final class ThreadPoolBackend: Backend, @unchecked Sendable {
     /// The handle of slot `index`'s current use: tag | (generation mod 2^31) << 32 | (index + 1).
     /// Never zero, and unique while the slot is in use.
     private func handle(of index: Int32) -> Handle {
-        Handle(rawValue: handleTag | UInt64(slots[Int(index)].generation & 0x7fff_ffff) << 32 | UInt64(index + 1))
+        Handle(slot: Int(index), generation: slots[Int(index)].generation, routeTagged: tagsHandles)
     }
 
     /// Returns slot `index` to the free list. Called with the pool's lock held.
@@ -512,7 +519,7 @@ private final class Worker: @unchecked Sendable {
         }
         if mailbox.compareExchange(expected: Mailbox.empty, desired: Mailbox.sleeping,
                                    ordering: .acquiringAndReleasing).exchanged {
-            while sem_wait(semaphore) != 0 {}
+            Housekeeping.wait(semaphore)
         }
         let value = mailbox.exchange(Mailbox.empty, ordering: .acquiring)
         return value

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CLiburing
+import CLinuxShims
 import LAIOCore
 import SystemPackage
 
@@ -33,19 +34,21 @@ import SystemPackage
 /// inline pays nothing for notification. `notificationDescriptor` (an epoll instance over
 /// the same two descriptors) is made on first use; while it exists the kernel wakes it for
 /// every completion.
-public final class UringBackend: Backend, @unchecked Sendable {
+package final class UringBackend: Backend, @unchecked Sendable {
     // @unchecked: the ring, the slots and `RingState` are touched only while `state`'s lock
     // is held; the other stored properties are immutable after init.
 
     /// The setup flags the kernel accepted (from `UringSettings.flagLadder`).
-    public let setupFlags: UringSetupFlags
+    package let setupFlags: UringSetupFlags
     /// The kernel's IORING_FEAT_* bits for this ring.
-    public let features: UInt32
+    package let features: UInt32
+    /// Whether the kernel keeps completions that overflow the completion ring (IORING_FEAT_NODROP).
+    package var keepsOverflowingCompletions: Bool { features & IORING_FEAT_NODROP != 0 }
     /// Submission and completion ring sizes as the kernel set them.
-    public let submissionEntries: Int
-    public let completionEntries: Int
+    package let submissionEntries: Int
+    package let completionEntries: Int
     /// The most operations outstanding at once (see `UringSettings.capacity`).
-    public let capacity: Int
+    package let capacity: Int
 
     private let completions: CompletionQueue
     /// Allocated in init, released (io_uring_queue_exit, then freed) only in deinit, after
@@ -54,8 +57,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
     private let slots: UnsafeMutablePointer<UringSlot>
     /// `struct statx` storage, 256 bytes per slot, for stat calls run as STATX.
     private let statxArea: UnsafeMutableRawPointer
-    /// Opcodes the kernel supports, indexed by opcode number (from IORING_REGISTER_PROBE).
-    private let supported: [Bool]
+    /// The kinds this kernel's io_uring runs, one bit per kind (`runs`).
+    private let runnable: UInt64
     private let ringFD: Int32
     private let state: Locked<RingState>
 
@@ -94,7 +97,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
     /// is accepted (ENOSYS: no io_uring; EPERM: seccomp or kernel.io_uring_disabled;
     /// ENOMEM: RLIMIT_MEMLOCK on kernels before 5.12, or no memory for the slots),
     /// `EINVAL` for bad settings.
-    public init(settings: UringSettings, completions: CompletionQueue) throws(Errno) {
+    package init(settings: UringSettings, completions: CompletionQueue) throws(Errno) {
         guard settings.entries > 0, settings.entries <= 32_768, settings.completionEntries >= 0,
               settings.completionEntries <= 65_536, settings.capacity > 0, settings.capacity <= UringSettings.maximumCapacity,
               !settings.flagLadder.isEmpty, settings.flagLadder.allSatisfy({ $0.isDisjoint(with: UringSetupFlags.refused) })
@@ -153,7 +156,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
             for op in supported.indices { supported[op] = io_uring_opcode_supported(probe, Int32(op)) != 0 }
             io_uring_free_probe(probe)
         }
-        self.supported = supported
+        self.runnable = Self.runnableKinds(supported: supported)
 
         self.ringFD = ring.pointee.ring_fd
         slots = slotMemory.bindMemory(to: UringSlot.self, capacity: settings.capacity)
@@ -180,7 +183,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
     /// An epoll instance over the completion queue's eventfd and the ring, made on first
     /// use. `nil` only if it cannot be made (then poll still works; the error is EMFILE or
     /// ENOMEM, and the queue's eventfd is the fallback).
-    public var notificationDescriptor: Int32? {
+    package var notificationDescriptor: Int32? {
         state.withLock { state -> Int32? in
             if state.epollFD < 0 {
                 let fd = laio_shim_epoll_pair(completions.notificationDescriptor, ringFD)
@@ -194,19 +197,18 @@ public final class UringBackend: Backend, @unchecked Sendable {
     /// Sleeps on the ring's descriptor (readable while completions are in the ring) and the
     /// queue's eventfd. After shutdown only the queue is left to wait on.
     @discardableResult
-    public func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
-        let timeout = nanoseconds.map { max($0, 0) } ?? -1
+    package func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
         if state.withLock({ $0.tornDown }) {
-            return laio_shim_wait_readable(queue.notificationDescriptor, timeout) == -EINTR
+            return Housekeeping.waitReadable(queue.notificationDescriptor, nanoseconds: nanoseconds)
         }
         // The ring's descriptor stays open until deinit, so this is safe even if
         // shutdown runs meanwhile: it then simply never becomes readable.
-        return laio_shim_wait_readable2(queue.notificationDescriptor, ringFD, timeout) == -EINTR
+        return Housekeeping.waitReadable(queue.notificationDescriptor, ringFD, nanoseconds: nanoseconds)
     }
 
     // MARK: - Submission
 
-    public func submit(_ operation: Operation) throws(Errno) -> Outcome {
+    package func submit(_ operation: Operation) throws(Errno) -> Outcome {
         let outcome = state.withLock { state -> Result<Outcome, Errno> in
             guard !state.closed else { return .failure(.badFileDescriptor) }
             // The credit is looked at now and taken only if the call goes to the background,
@@ -225,7 +227,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
                 releaseSlot(slot, &state)
                 return .success(.completed(.failure(error)))
             }
-            let handle = Self.handle(slot: slot, generation: slots[Int(slot)].generation)
+            let handle = Handle(slot: Int(slot), generation: slots[Int(slot)].generation)
             entry.pointee.user_data = handle.rawValue
             slots[Int(slot)].inFlight = true
             state.inFlight += 1
@@ -331,7 +333,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
     /// Applies the operation's fix-up to the kernel's answer and frees its slot.
     @inline(__always)
     private func finish(_ data: UInt64, kernelReturn value: Int, _ state: inout RingState) -> Int {
-        let slot = Int32(truncatingIfNeeded: data & 0xffff_ffff) - 1
+        let slot = Int32(truncatingIfNeeded: Handle(rawValue: data).slot)
         let record = slots + Int(slot)
         var result = value
         switch record.pointee.fixup {
@@ -368,7 +370,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
 
     /// `finish` for a call that went to the background: its thread's mark is let go too.
     private func finishBackground(_ data: UInt64, kernelReturn value: Int, _ state: inout RingState) -> Int {
-        let record = backgroundRecords + (Int(truncatingIfNeeded: data & 0xffff_ffff) - 1)
+        let record = backgroundRecords + Handle(rawValue: data).slot
         laio_shim_thread_mark_release(record.pointee.submitter)
         record.pointee.submitter = nil
         return finish(data, kernelReturn: value, &state)
@@ -402,7 +404,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
     @inline(__always)
     private func isKernelCancellation(_ data: UInt64, kernelReturn value: Int, _ state: RingState) -> Bool {
         guard value == -Int(ECANCELED) || value == -Int(EFAULT) || value == -Int(EINTR) else { return false }
-        let record = backgroundRecords + (Int(truncatingIfNeeded: data & 0xffff_ffff) - 1)
+        let record = backgroundRecords + Handle(rawValue: data).slot
         guard !state.closed, !record.pointee.cancelRequested, record.pointee.resubmissions < 4,
               laio_shim_thread_mark_exited(record.pointee.submitter)
         else { return false }
@@ -428,15 +430,12 @@ public final class UringBackend: Backend, @unchecked Sendable {
     /// Queues the call for the resubmission thread, starting it on first need. Called with
     /// the lock held; the slot stays in flight (its handle outstanding) meanwhile.
     private func scheduleResubmission(_ data: UInt64, kernelReturn value: Int, _ state: inout RingState) {
-        let slot = Int32(truncatingIfNeeded: data & 0xffff_ffff) - 1
+        let slot = Int32(truncatingIfNeeded: Handle(rawValue: data).slot)
         backgroundRecords[Int(slot)].awaitingResubmission = true
         backgroundRecords[Int(slot)].kernelAnswer = Int32(value)
         state.resubmissions.append(slot)
         if state.resubmitter == nil { startResubmitter(&state) }
-        if state.resubmitterWake >= 0 {
-            var one: UInt64 = 1
-            _ = Glibc.write(state.resubmitterWake, &one, 8)
-        }
+        if state.resubmitterWake >= 0 { Housekeeping.signal(eventfd: state.resubmitterWake) }
     }
 
     /// Starts the thread that issues cancelled calls again. It lives until shutdown, so the
@@ -458,7 +457,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         }
         if wake >= 0 { _ = Glibc.close(wake) }
         while let slot = state.resubmissions.popFirst() {
-            let handle = Self.handle(slot: slot, generation: slots[Int(slot)].generation)
+            let handle = Handle(slot: Int(slot), generation: slots[Int(slot)].generation)
             backgroundRecords[Int(slot)].awaitingResubmission = false
             let result = finishBackground(handle.rawValue, kernelReturn: Int(backgroundRecords[Int(slot)].kernelAnswer), &state)
             completions.push(Completion(handle: handle, kernelReturn: result))
@@ -478,9 +477,8 @@ public final class UringBackend: Backend, @unchecked Sendable {
         var wait: Int64 = -1
         while true {
             let wake = state.withLock { $0.resubmitterWake }
-            _ = laio_shim_wait_readable(wake, wait)
-            var value: UInt64 = 0
-            _ = Glibc.read(wake, &value, 8)
+            _ = Housekeeping.waitReadable(wake, nanoseconds: wait < 0 ? nil : wait)
+            Housekeeping.reset(eventfd: wake)
             let next = state.withLock { state -> Int64? in
                 guard !state.tornDown else { return nil }
                 while !state.resubmissions.isEmpty {
@@ -511,7 +509,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         }
     }
 
-    public func service() -> Duration? {
+    package func service() -> Duration? {
         state.withLock { state -> Duration? in
             guard !state.tornDown else { return nil }
             submitPending()
@@ -523,13 +521,13 @@ public final class UringBackend: Backend, @unchecked Sendable {
 
     // MARK: - Cancellation and shutdown
 
-    public func cancel(_ handle: Handle) throws(Errno) {
+    package func cancel(_ handle: Handle) throws(Errno) {
         let accepted = state.withLock { state -> Bool in
             guard !state.tornDown else { return false }
             reap(&state)
-            let slot = Int(truncatingIfNeeded: handle.rawValue & 0xffff_ffff) - 1
+            let slot = handle.slot
             guard slot >= 0, slot < Int(state.fresh), slots[slot].inFlight,
-                  Self.handle(slot: Int32(slot), generation: slots[slot].generation) == handle
+                  Handle(slot: Int(slot), generation: slots[slot].generation) == handle
             else { return false }
             backgroundRecords[slot].cancelRequested = true
             if backgroundRecords[slot].awaitingResubmission {
@@ -548,7 +546,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         if !accepted { throw .noSuchFileOrDirectory }
     }
 
-    public func shutdown() {
+    package func shutdown() {
         let resubmitter = state.withLock { state -> (thread: pthread_t, wake: Int32)? in
             guard !state.tornDown else { return nil }
             state.closed = true
@@ -557,7 +555,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
             reap(&state)
             // Calls waiting to be issued again are not in the kernel: cancelled here.
             while let slot = state.resubmissions.popFirst() {
-                let handle = Self.handle(slot: slot, generation: slots[Int(slot)].generation)
+                let handle = Handle(slot: Int(slot), generation: slots[Int(slot)].generation)
                 backgroundRecords[Int(slot)].awaitingResubmission = false
                 let result = finishBackground(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
                 completions.push(Completion(handle: handle, kernelReturn: result))
@@ -585,8 +583,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         }
         // The resubmission thread sees `tornDown` and returns; it owns no request any more.
         if let resubmitter {
-            var one: UInt64 = 1
-            _ = Glibc.write(resubmitter.wake, &one, 8)
+            Housekeeping.signal(eventfd: resubmitter.wake)
             pthread_join(resubmitter.thread, nil)
             _ = Glibc.close(resubmitter.wake)
         }
@@ -594,17 +591,12 @@ public final class UringBackend: Backend, @unchecked Sendable {
 
     private func cancelAll(_ state: RingState) {
         for slot in 0..<Int(state.fresh) where slots[slot].inFlight {
-            if !requestCancel(of: Self.handle(slot: Int32(slot), generation: slots[slot].generation)) { break }
+            if !requestCancel(of: Handle(slot: Int(slot), generation: slots[slot].generation)) { break }
         }
         submitPending()
     }
 
     // MARK: - Slots and handles
-
-    private static func handle(slot: Int32, generation: UInt32) -> Handle {
-        // Bit 63 stays clear: it is free for a strategy layer to tag routes.
-        Handle(rawValue: UInt64(generation & 0x7fff_ffff) << 32 | UInt64(slot + 1))
-    }
 
     @inline(__always)
     private func allocateSlot(_ state: inout RingState) -> Int32? {
@@ -629,36 +621,57 @@ public final class UringBackend: Backend, @unchecked Sendable {
         statxArea + Int(slot) * Self.statxSize
     }
 
-    /// Whether this kernel's io_uring runs every operation of `kind` (the opcodes
-    /// `prepare` needs for it are supported). `.sendfile` and raw `.syscall` numbers never
-    /// are; a raw number with a typed form counts as that form (see `Operation.canonical`).
-    public func runs(_ kind: OperationKind) -> Bool {
-        func have(_ opcodes: io_uring_op...) -> Bool { opcodes.allSatisfy { supported[Int($0.rawValue)] } }
+    /// The opcodes `prepare` uses for operations of `kind`: the one table that both
+    /// "can it run here" (`runs`) and "prepare it" read. Empty for what io_uring has no
+    /// opcode for (`.sendfile`, and raw `.syscall` numbers, which run as their typed form
+    /// when they have one; see `Operation.canonical`).
+    private static func opcodes(for kind: OperationKind) -> [io_uring_op] {
         switch kind {
-        case .read, .pread: return have(IORING_OP_READ)
-        case .write, .pwrite: return have(IORING_OP_WRITE)
-        case .readv, .preadv: return have(IORING_OP_READV)
-        case .writev, .pwritev: return have(IORING_OP_WRITEV)
-        case .openat, .open: return have(IORING_OP_OPENAT)
-        case .close: return have(IORING_OP_CLOSE)
-        case .fstat, .stat, .newfstatat, .statx: return have(IORING_OP_STATX)
-        case .fsync, .fdatasync: return have(IORING_OP_FSYNC)
-        case .accept: return have(IORING_OP_ACCEPT)
-        case .connect: return have(IORING_OP_CONNECT)
-        case .recv: return have(IORING_OP_RECV)
-        case .recvfrom: return have(IORING_OP_RECV, IORING_OP_RECVMSG)
-        case .send: return have(IORING_OP_SEND)
-        case .sendto: return have(IORING_OP_SEND, IORING_OP_SENDMSG)
-        case .recvmsg: return have(IORING_OP_RECVMSG)
-        case .sendmsg: return have(IORING_OP_SENDMSG)
-        case .splice: return have(IORING_OP_SPLICE)
-        case .unlinkat: return have(IORING_OP_UNLINKAT)
-        case .renameat: return have(IORING_OP_RENAMEAT)
-        case .mkdirat: return have(IORING_OP_MKDIRAT)
-        case .openat2: return have(IORING_OP_OPENAT2)
-        case .nanosleep: return have(IORING_OP_TIMEOUT)
-        case .sendfile, .syscall: return false
+        case .read, .pread: return [IORING_OP_READ]
+        case .write, .pwrite: return [IORING_OP_WRITE]
+        case .readv, .preadv: return [IORING_OP_READV]
+        case .writev, .pwritev: return [IORING_OP_WRITEV]
+        case .openat, .open: return [IORING_OP_OPENAT]
+        case .close: return [IORING_OP_CLOSE]
+        case .fstat, .stat, .newfstatat, .statx: return [IORING_OP_STATX]
+        case .fsync, .fdatasync: return [IORING_OP_FSYNC]
+        case .accept: return [IORING_OP_ACCEPT]
+        case .connect: return [IORING_OP_CONNECT]
+        case .recv: return [IORING_OP_RECV]
+        case .recvfrom: return [IORING_OP_RECV, IORING_OP_RECVMSG]
+        case .send: return [IORING_OP_SEND]
+        case .sendto: return [IORING_OP_SEND, IORING_OP_SENDMSG]
+        case .recvmsg: return [IORING_OP_RECVMSG]
+        case .sendmsg: return [IORING_OP_SENDMSG]
+        case .splice: return [IORING_OP_SPLICE]
+        case .unlinkat: return [IORING_OP_UNLINKAT]
+        case .renameat: return [IORING_OP_RENAMEAT]
+        case .mkdirat: return [IORING_OP_MKDIRAT]
+        case .openat2: return [IORING_OP_OPENAT2]
+        case .nanosleep: return [IORING_OP_TIMEOUT]
+        case .sendfile, .syscall: return []
         }
+    }
+
+    /// The kinds whose every opcode this kernel supports, one bit per kind (from the probe).
+    private static func runnableKinds(supported: [Bool]) -> UInt64 {
+        OperationKind.allCases.reduce(0) { kinds, kind in
+            let opcodes = opcodes(for: kind)
+            let runs = !opcodes.isEmpty && opcodes.allSatisfy { supported[Int($0.rawValue)] }
+            return runs ? kinds | kind.bit : kinds
+        }
+    }
+
+    /// Whether this kernel's io_uring runs every operation of `kind`.
+    @inline(__always)
+    package func runs(_ kind: OperationKind) -> Bool { runnable & kind.bit != 0 }
+
+    package func route(for kind: OperationKind) -> RoutePlan {
+        RoutePlan(inlineFirst: false, destination: runs(kind) ? .uring : .unsupported)
+    }
+
+    package var details: String {
+        "io_uring: flags \(setupFlags), \(submissionEntries) SQ / \(completionEntries) CQ entries, capacity \(capacity)"
     }
 
     // MARK: - The opcode table
@@ -669,49 +682,38 @@ public final class UringBackend: Backend, @unchecked Sendable {
     /// system call would refuse before doing anything.
     private func prepare(_ operation: Operation, slot: Int32, into entry: inout io_uring_sqe) -> Errno? {
         func length(_ count: Int) -> UInt32 { UInt32(min(count, Self.maxTransfer)) }
-        func have(_ opcode: io_uring_op) -> Bool { supported[Int(opcode.rawValue)] }
+        if case .syscall = operation {} else if !runs(operation.kind) { return .noFunction }
         // The slot's storage stays put until the slot is reaped, so pointers into it may
         // be handed to the kernel.
         let record = slots + Int(slot)
         switch operation {
         case let .read(fd, buffer):
-            guard have(IORING_OP_READ) else { return .noFunction }
             io_uring_prep_read(&entry, fd, buffer.baseAddress, length(buffer.count), UInt64.max)  // -1: file position
         case let .pread(fd, buffer, offset):
-            guard have(IORING_OP_READ) else { return .noFunction }
             guard offset >= 0 else { return .invalidArgument }
             io_uring_prep_read(&entry, fd, buffer.baseAddress, length(buffer.count), UInt64(offset))
         case let .write(fd, buffer):
-            guard have(IORING_OP_WRITE) else { return .noFunction }
             io_uring_prep_write(&entry, fd, buffer.baseAddress, length(buffer.count), UInt64.max)
         case let .pwrite(fd, buffer, offset):
-            guard have(IORING_OP_WRITE) else { return .noFunction }
             guard offset >= 0 else { return .invalidArgument }
             io_uring_prep_write(&entry, fd, buffer.baseAddress, length(buffer.count), UInt64(offset))
         case let .readv(fd, iovecs):
-            guard have(IORING_OP_READV) else { return .noFunction }
             guard iovecs.count <= Int(UIO_MAXIOV) else { return .invalidArgument }
             io_uring_prep_readv(&entry, fd, iovecs.baseAddress, UInt32(iovecs.count), UInt64.max)
         case let .writev(fd, iovecs):
-            guard have(IORING_OP_WRITEV) else { return .noFunction }
             guard iovecs.count <= Int(UIO_MAXIOV) else { return .invalidArgument }
             io_uring_prep_writev(&entry, fd, iovecs.baseAddress, UInt32(iovecs.count), UInt64.max)
         case let .preadv(fd, iovecs, offset):
-            guard have(IORING_OP_READV) else { return .noFunction }
             guard offset >= 0, iovecs.count <= Int(UIO_MAXIOV) else { return .invalidArgument }
             io_uring_prep_readv(&entry, fd, iovecs.baseAddress, UInt32(iovecs.count), UInt64(offset))
         case let .pwritev(fd, iovecs, offset):
-            guard have(IORING_OP_WRITEV) else { return .noFunction }
             guard offset >= 0, iovecs.count <= Int(UIO_MAXIOV) else { return .invalidArgument }
             io_uring_prep_writev(&entry, fd, iovecs.baseAddress, UInt32(iovecs.count), UInt64(offset))
         case let .openat(dirfd, path, flags, mode):
-            guard have(IORING_OP_OPENAT) else { return .noFunction }
             io_uring_prep_openat(&entry, dirfd, path, flags, mode)
         case let .open(path, flags, mode):
-            guard have(IORING_OP_OPENAT) else { return .noFunction }
             io_uring_prep_openat(&entry, AT_FDCWD, path, flags, mode)
         case let .close(fd):
-            guard have(IORING_OP_CLOSE) else { return .noFunction }
             io_uring_prep_close(&entry, fd)
         case let .fstat(fd, buffer):
             return prepareStat(dirfd: fd, path: Self.emptyPath, flags: Int32(LAIO_AT_EMPTY_PATH), into: buffer, record, &entry)
@@ -720,33 +722,24 @@ public final class UringBackend: Backend, @unchecked Sendable {
         case let .newfstatat(dirfd, path, buffer, flags):
             return prepareStat(dirfd: dirfd, path: path, flags: flags, into: buffer, record, &entry)
         case let .statx(dirfd, path, flags, mask, buffer):
-            guard have(IORING_OP_STATX) else { return .noFunction }
             io_uring_prep_statx(&entry, dirfd, path, flags, mask, OpaquePointer(buffer))
         case let .fsync(fd):
-            guard have(IORING_OP_FSYNC) else { return .noFunction }
             io_uring_prep_fsync(&entry, fd, 0)
         case let .fdatasync(fd):
-            guard have(IORING_OP_FSYNC) else { return .noFunction }
             io_uring_prep_fsync(&entry, fd, UInt32(IORING_FSYNC_DATASYNC))
         case let .accept(fd, address, length, flags):
-            guard have(IORING_OP_ACCEPT) else { return .noFunction }
             io_uring_prep_accept(&entry, fd, address, length, flags)
         case let .connect(fd, address, length):
-            guard have(IORING_OP_CONNECT) else { return .noFunction }
             io_uring_prep_connect(&entry, fd, address, length)
         case let .recv(fd, buffer, flags):
-            guard have(IORING_OP_RECV) else { return .noFunction }
             io_uring_prep_recv(&entry, fd, buffer.baseAddress, Int(length(buffer.count)), flags)
         case let .send(fd, buffer, flags):
-            guard have(IORING_OP_SEND) else { return .noFunction }
             io_uring_prep_send(&entry, fd, buffer.baseAddress, Int(length(buffer.count)), flags)
         case let .recvfrom(fd, buffer, flags, address, addressLength):
             guard let address else {
-                guard have(IORING_OP_RECV) else { return .noFunction }
                 io_uring_prep_recv(&entry, fd, buffer.baseAddress, Int(length(buffer.count)), flags)
                 return nil
             }
-            guard have(IORING_OP_RECVMSG) else { return .noFunction }
             guard let addressLength else { return .badAddress }
             // recvfrom as RECVMSG over one vector; the address length is written back on completion.
             Self.setOneVectorMessage(record, buffer.baseAddress, Int(length(buffer.count)),
@@ -756,22 +749,17 @@ public final class UringBackend: Backend, @unchecked Sendable {
             io_uring_prep_recvmsg(&entry, fd, record.pointer(to: \.message), UInt32(bitPattern: flags))
         case let .sendto(fd, buffer, flags, address, addressLength):
             guard let address else {
-                guard have(IORING_OP_SEND) else { return .noFunction }
                 io_uring_prep_send(&entry, fd, buffer.baseAddress, Int(length(buffer.count)), flags)
                 return nil
             }
-            guard have(IORING_OP_SENDMSG) else { return .noFunction }
             Self.setOneVectorMessage(record, UnsafeMutableRawPointer(mutating: buffer.baseAddress), Int(length(buffer.count)),
                                      name: UnsafeMutableRawPointer(mutating: address), nameLength: addressLength)
             io_uring_prep_sendmsg(&entry, fd, record.pointer(to: \.message), UInt32(bitPattern: flags))
         case let .recvmsg(fd, message, flags):
-            guard have(IORING_OP_RECVMSG) else { return .noFunction }
             io_uring_prep_recvmsg(&entry, fd, message, UInt32(bitPattern: flags))
         case let .sendmsg(fd, message, flags):
-            guard have(IORING_OP_SENDMSG) else { return .noFunction }
             io_uring_prep_sendmsg(&entry, fd, message, UInt32(bitPattern: flags))
         case let .splice(inFD, inOffset, outFD, outOffset, count, flags):
-            guard have(IORING_OP_SPLICE) else { return .noFunction }
             // splice(2) reads and advances the offsets; io_uring takes them by value.
             io_uring_prep_splice(&entry, inFD, inOffset?.pointee ?? -1, outFD, outOffset?.pointee ?? -1,
                                  length(count), flags)
@@ -779,26 +767,21 @@ public final class UringBackend: Backend, @unchecked Sendable {
             record.pointee.target2 = UnsafeMutableRawPointer(outOffset)
             record.pointee.fixup = .spliceOffsets
         case let .unlinkat(dirfd, path, flags):
-            guard have(IORING_OP_UNLINKAT) else { return .noFunction }
             io_uring_prep_unlinkat(&entry, dirfd, path, flags)
         case let .renameat(oldDirfd, oldPath, newDirfd, newPath):
-            guard have(IORING_OP_RENAMEAT) else { return .noFunction }
             io_uring_prep_renameat(&entry, oldDirfd, oldPath, newDirfd, newPath, 0)
         case let .openat2(dirfd, path, how):
-            guard have(IORING_OP_OPENAT2) else { return .noFunction }
             // The kernel copies `how` while it prepares the request.
             io_uring_prep_openat2(&entry, dirfd, path, UnsafeMutablePointer(mutating: how))
         case let .mkdirat(dirfd, path, mode):
-            guard have(IORING_OP_MKDIRAT) else { return .noFunction }
             io_uring_prep_mkdirat(&entry, dirfd, path, mode)
         case let .nanosleep(duration):
-            guard have(IORING_OP_TIMEOUT) else { return .noFunction }
             let time = timespec(duration)
             record.pointee.time = __kernel_timespec(tv_sec: Int64(time.tv_sec), tv_nsec: Int64(time.tv_nsec))
             io_uring_prep_timeout(&entry, record.pointer(to: \.time), 0, 0)
             record.pointee.fixup = .timeout
         case let .syscall(number, arguments) where number == Int(LAIO_SYS_nanosleep):
-            guard have(IORING_OP_TIMEOUT) else { return .noFunction }
+            guard runs(.nanosleep) else { return .noFunction }
             // The kernel copies the caller's timespec (same layout as __kernel_timespec on
             // 64-bit) while it prepares the request, and answers EFAULT for a bad pointer.
             io_uring_prep_timeout(&entry, UnsafeMutablePointer(bitPattern: arguments.a0), 0, 0)
@@ -825,7 +808,7 @@ public final class UringBackend: Backend, @unchecked Sendable {
         guard reads || positional || number == Int(LAIO_SYS_write) else {
             return Operation.hasTypedForm(number) ? .badAddress : .noFunction
         }
-        guard supported[Int((reads ? IORING_OP_READ : IORING_OP_WRITE).rawValue)] else { return .noFunction }
+        guard runs(reads ? .read : .write) else { return .noFunction }
         guard !positional || a.a3 >= 0 else { return .invalidArgument }
         let fd = Int32(truncatingIfNeeded: a.a0)
         // A negative count is a size_t beyond Int.max: the kernel clamps it like any huge count.
@@ -855,7 +838,6 @@ public final class UringBackend: Backend, @unchecked Sendable {
     /// stat, fstat and newfstatat as STATX into the slot's buffer, converted on completion.
     private func prepareStat(dirfd: Int32, path: UnsafePointer<CChar>, flags: Int32, into buffer: UnsafeMutablePointer<stat>,
                              _ record: UnsafeMutablePointer<UringSlot>, _ entry: inout io_uring_sqe) -> Errno? {
-        guard supported[Int(IORING_OP_STATX.rawValue)] else { return .noFunction }
         // The stat family never triggers an automount and asks for the basic fields.
         io_uring_prep_statx(&entry, dirfd, path, flags | Int32(LAIO_AT_NO_AUTOMOUNT), UInt32(LAIO_STATX_BASIC_STATS),
                             OpaquePointer(statx(Int32(record - slots))))

@@ -17,7 +17,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLiburing
+import CStressHeap
 import LAIO
 import SystemPackage
 
@@ -83,7 +83,7 @@ func openDescriptors() -> Int {
 }
 
 /// Heap bytes in use (malloc's own count; exact, unlike the resident set).
-func heapInUse() -> Int { Int(laio_shim_heap_in_use()) }
+func heapInUse() -> Int { Int(laio_stress_heap_in_use()) }
 
 /// A connected loopback TCP pair: (one end, the other).
 func loopbackPair() -> (Int32, Int32) {
@@ -519,9 +519,8 @@ func round(_ options: Options, operations: Int, files: (String, String), quiet: 
         var roundOptions = options
         roundOptions.operations = operations
         let stress = Stress(laio: laio, options: roundOptions, seed: options.seed &+ UInt64(index) &* 0x9E37, filePath: files.0, scratchPath: files.1)
-        let start = monotonicNanoseconds()
-        stress.run()
-        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        let elapsed = ContinuousClock().measure { stress.run() }
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         stress.closeWithCallsInFlight()
         stress.release()
         if !quiet || !stress.errors.isEmpty {

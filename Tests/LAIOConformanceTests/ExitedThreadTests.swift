@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import LAIO
+import LAIOCore  // Locked
 import Testing
 import SystemPackage
 
