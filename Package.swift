@@ -14,6 +14,8 @@ let package = Package(
     dependencies: [
         // Errno, FileDescriptor and FilePath: the Swift vocabulary for system calls.
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // `swift package generate-documentation` (scripts/docs): the DocC catalog of LAIO.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // liburing, for the io_uring backend only.
