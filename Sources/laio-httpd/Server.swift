@@ -11,7 +11,7 @@ struct ServerOptions {
     var host = "127.0.0.1"
     var port: UInt16 = 8080
     var backend: BackendKind? = nil
-    var network = NetworkMode.laio
+    var network = NetworkMode.nonblocking
     var maxConnections = 256
     var idleTimeout: Duration = .seconds(30)
     var accessLog: String? = nil

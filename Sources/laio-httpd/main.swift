@@ -35,10 +35,10 @@ struct HTTPDCommand: ParsableCommand {
     var backend: BackendKind?
 
     @Option(help: ArgumentHelp("""
-        laio: every socket call through LAIO too (the paper's LAIO-LAIO); \
-        nonblocking: sockets non-blocking on epoll, files through LAIO (NB-LAIO).
+        nonblocking: sockets non-blocking on epoll, files through LAIO (the paper's NB-LAIO); \
+        laio: every socket call through LAIO too (LAIO-LAIO).
         """, valueName: "mode"))
-    var network = NetworkMode.laio
+    var network = NetworkMode.nonblocking
 
     @Option(help: ArgumentHelp("Open connections at most; more are answered 503.", valueName: "n"))
     var maxConnections = 256
