@@ -187,7 +187,7 @@ final class Connection {
                 return
             }
             bytesSent += sent
-            deadline = monotonicNanoseconds() + server.idleNanoseconds
+            deadline = monotonicNow() + server.idleNanoseconds
             for index in 0..<2 where sent > 0 {
                 let take = min(sent, vectors[index].iov_len)
                 vectors[index].iov_base = vectors[index].iov_base.map { $0 + take }
@@ -352,14 +352,14 @@ final class Connection {
             if status.closesConnection {
                 // shutdown(2) never blocks; it is called directly in both network modes.
                 _ = shutdown(fd, Int32(SHUT_WR))
-                deadline = min(deadline, monotonicNanoseconds() + 2_000_000_000)
+                deadline = min(deadline, monotonicNow() + 2_000_000_000)
                 phase = .linger
             } else {
                 phase = .close
             }
             return
         }
-        deadline = monotonicNanoseconds() + server.idleNanoseconds
+        deadline = monotonicNow() + server.idleNanoseconds
         phase = inputCount > 0 ? .parse : .receive
     }
 

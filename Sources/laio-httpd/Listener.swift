@@ -43,12 +43,12 @@ final class Listener {
         self.port = UInt16(bigEndian: address.sin_port)
     }
 
-    var paused: Bool { monotonicNanoseconds() < pausedUntil }
+    var paused: Bool { monotonicNow() < pausedUntil }
 
     /// Accepts every connection that is ready, until one goes to the background (laio
     /// mode), none is left (nonblocking mode), or accepting pauses.
     func acceptConnections(_ server: Server) {
-        guard listening && !server.stopping && monotonicNanoseconds() >= pausedUntil else { return }
+        guard listening && !server.stopping && monotonicNow() >= pausedUntil else { return }
         while listening && acceptInFlight == nil {
             guard let result = server.sockets.accept(server) else { return }
             if !acceptDone(server, result) { return }
@@ -64,7 +64,7 @@ final class Listener {
             case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                 // Out of descriptors or memory: stop accepting for a moment; the backlog waits.
                 report("accept: \(error); pausing accepts for 100 ms")
-                pausedUntil = monotonicNanoseconds() + Listener.pause
+                pausedUntil = monotonicNow() + Listener.pause
                 server.sockets.unwatchListener(server)
                 return false
             case ECANCELED, EBADF, EINVAL:

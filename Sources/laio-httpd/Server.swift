@@ -58,7 +58,8 @@ final class Server {
 
     init(options: ServerOptions) throws {
         self.options = options
-        idleNanoseconds = options.idleTimeout.nanoseconds
+        let (seconds, attoseconds) = options.idleTimeout.components
+        idleNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
         sockets = options.network.makeSocketIO()
 
         // SIGINT/SIGTERM arrive through a signalfd; blocked before LAIO starts its threads so
@@ -92,7 +93,7 @@ final class Server {
     func run() throws {
         try sockets.start(self)
         while true {
-            let now = monotonicNanoseconds()
+            let now = monotonicNow()
             if now >= nextSweep { sweep(now) }
             if stopping && connections.isEmpty && pending.allSatisfy({ if case .connection = $0.value { false } else { true } }) {
                 break
@@ -161,7 +162,7 @@ final class Server {
         let serial = nextSerial
         nextSerial += 1
         let connection = Connection(server: self, fd: fd, serial: serial, peer: accessLog != nil ? AccessLog.peerName(fd) : "",
-                                    deadline: monotonicNanoseconds() + idleNanoseconds)
+                                    deadline: monotonicNow() + idleNanoseconds)
         connections[serial] = connection
         sockets.opened(connection)
         if refuse {
@@ -229,6 +230,13 @@ enum ServerError: Error, CustomStringConvertible {
         case let .system(what, code): "\(what): \(Errno(rawValue: code))"
         }
     }
+}
+
+/// Nanoseconds on CLOCK_MONOTONIC: the clock of deadlines, sweeps and accept pauses.
+func monotonicNow() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
 }
 
 func report(_ text: String) {
