@@ -6,6 +6,7 @@ import Musl
 import CHTTPD
 import LAIO
 
+/// What the command line asks for (see `HTTPDCommand` for each flag).
 struct ServerOptions {
     var root = ""
     var host = "127.0.0.1"
@@ -45,6 +46,7 @@ final class Server {
     var dateField = DateField()
     var pending: [Handle: Purpose] = [:]
     var completions: [Completion] = []
+    /// Connection serials start above the epoll data of `NonblockingSocketIO.Source`.
     var nextSerial: UInt64 = 16
     var stopping = false
     /// Allocated last in init, after everything that can throw (a failed init runs no deinit).
@@ -220,6 +222,7 @@ final class Server {
     }
 }
 
+/// Why the server cannot start: bad usage, or a system call's error.
 enum ServerError: Error, CustomStringConvertible {
     case usage(String)
     case system(String, Int32)
