@@ -2,6 +2,8 @@
 // swift-laio: Lazy Asynchronous I/O for modern Linux.
 import PackageDescription
 
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "swift-laio",
     products: [
@@ -16,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         // `swift package generate-documentation` (scripts/docs): the DocC catalog of LAIO.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // The command lines of laio-httpd, laio-demo and laio-stress (the LAIO library does not use it).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // liburing, for the io_uring backend only.
@@ -39,14 +43,17 @@ let package = Package(
         // The C ABI: laio.h and the variadic laio_syscall in C, over the Swift half in `laio`.
         .target(name: "CLAIO"),
         .target(name: "laio", dependencies: ["CLAIO", "LAIO", "CLinuxShims"]),
-        .executableTarget(name: "laio-demo", dependencies: ["LAIO"]),
+        // The executables' shared command-line words: `--backend WORD` and `--backend all|WORD`,
+        // and usage errors that exit with status 2.
+        .target(name: "LAIOArguments", dependencies: ["LAIO", argumentParser]),
+        .executableTarget(name: "laio-demo", dependencies: ["LAIO", "LAIOArguments", argumentParser]),
         // Many operations of mixed kinds in flight with cancels racing: nothing lost or leaked.
         // Its heap counter (mallinfo2) is its own.
         .target(name: "CStressHeap"),
-        .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CStressHeap"]),
+        .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CStressHeap", "LAIOArguments", argumentParser]),
         // A Flash-style event-driven static web server on LAIO.
         .target(name: "CHTTPD"),
-        .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD"]),
+        .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD", "LAIOArguments", argumentParser]),
         .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOCore"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),
         .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLinuxShims"]),

@@ -1,7 +1,7 @@
 // laio-demo: runs the same workloads on every backend and prints a comparison table.
 //
 //   laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N]
-//             [--dir DIR] [--tune | --fio] [--json FILE]
+//             [--dir DIR] [--tune | --fio] [--json FILE] [--list-backends]
 //
 // Workloads: cached 4 KiB preads (against pread(2) in the same run), cold random 4 KiB
 // reads with 32 in flight (pages dropped with POSIX_FADV_DONTNEED before each run) and
@@ -9,11 +9,15 @@
 // --tune sweeps the thread pool's lazy window and worker count instead; --fio compares
 // cold random reads through every backend with fio's engines at 1, 8 and 32 in flight (see
 // FioComparison.swift). --json FILE also writes the tables printed, for reports.
+// --list-backends prints the backend words, one per line, for scripts.
 #if canImport(Glibc)
 import Glibc
 #endif
+import ArgumentParser
 import LAIO
+import LAIOArguments
 
+/// What to measure, from the command line.
 struct Options {
     var backends: [BackendKind] = BackendKind.allCases
     var quick = false
@@ -22,35 +26,49 @@ struct Options {
     var tune = false
     var fio = false
     var json: String?
+}
 
-    init(_ arguments: [String]) throws {
-        var rest = arguments[...]
-        var runsGiven = false
-        while let argument = rest.popFirst() {
-            switch argument {
-            case "--backend":
-                guard let word = rest.popFirst() else { throw DemoError("--backend needs a word") }
-                backends = word == "all" ? BackendKind.allCases : [try BackendKind(word: word)]
-            case "--quick": quick = true
-            case "--runs":
-                guard let value = rest.popFirst().flatMap({ Int($0) }), value > 0 else { throw DemoError("--runs needs a positive number") }
-                runs = value
-                runsGiven = true
-            case "--dir":
-                guard let value = rest.popFirst() else { throw DemoError("--dir needs a directory") }
-                directory = value
-            case "--tune": tune = true
-            case "--fio": fio = true
-            case "--json":
-                guard let value = rest.popFirst() else { throw DemoError("--json needs a file") }
-                json = value
-            case "-h", "--help":
-                print("usage: laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N] [--dir DIR] [--tune | --fio] [--json FILE]")
-                exit(0)
-            default: throw DemoError("unknown argument '\(argument)' (try --help)")
-            }
-        }
-        if quick && !runsGiven { runs = 3 }
+/// laio-demo's command line.
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "laio-demo",
+        abstract: "Runs the same workloads on every backend and prints a comparison table.",
+        discussion: """
+            Cached 4 KiB preads (against pread(2) in the same run), cold random 4 KiB reads with 32 in flight \
+            and pipe round trips through an echo thread; each figure is the median of --runs runs.
+            """)
+
+    @Option(help: ArgumentHelp("The backends to measure.", valueName: "all|word"))
+    var backend = BackendChoice.all
+
+    @Flag(help: "Fewer calls per run, and 3 runs unless --runs is given.")
+    var quick = false
+
+    @Option(help: ArgumentHelp("Runs per figure (default: 5, or 3 with --quick).", valueName: "n"))
+    var runs: Int?
+
+    @Option(name: .customLong("dir"), help: ArgumentHelp("Where the test files live.", valueName: "dir"))
+    var directory = "/var/tmp"
+
+    @Flag(help: "Sweep the thread pool's lazy window, idle spin and worker count instead.")
+    var tune = false
+
+    @Flag(help: "Compare cold random reads through every backend with fio's engines at 1, 8 and 32 in flight instead.")
+    var fio = false
+
+    @Option(help: ArgumentHelp("Also write the tables printed to FILE, as JSON.", valueName: "file"))
+    var json: String?
+
+    @Flag(help: "Print the backend words, one per line, and exit.")
+    var listBackends = false
+
+    func validate() throws {
+        if let runs, runs <= 0 { throw ValidationError("--runs needs a positive number") }
+    }
+
+    var options: Options {
+        Options(backends: backend.kinds, quick: quick, runs: runs ?? (quick ? 3 : 5), directory: directory,
+                tune: tune, fio: fio, json: json)
     }
 }
 
@@ -231,8 +249,13 @@ func writeTables(to path: String) throws {
     guard fputs(text, file) >= 0 else { throw DemoError("cannot write \(path)") }
 }
 
+let command = DemoCommand.parseCommandLine()
+if command.listBackends {
+    for kind in BackendKind.allCases { print(kind.rawValue) }
+    exit(0)
+}
 do {
-    let options = try Options(Array(CommandLine.arguments.dropFirst()))
+    let options = command.options
     if options.tune { try tune(options) } else if options.fio { try fioComparison(options) } else { try compare(options) }
     if let path = options.json { try writeTables(to: path) }
 } catch {

@@ -3,77 +3,78 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import ArgumentParser
 import LAIO
+import LAIOArguments
 
 // laio-httpd: a Flash-style event-driven static web server on LAIO. One event-loop thread;
 // files (and, with --network laio, sockets) through LAIO.
 
-let usage = """
-    usage: laio-httpd --root DIR [--host 127.0.0.1] [--port 8080] [--backend auto|uring|threads|blocking]
-                      [--network laio|nonblocking] [--max-connections N] [--idle-timeout SECONDS]
-                      [--access-log FILE]
+extension NetworkMode: ExpressibleByArgument {}
 
-      --root DIR            serve the files under DIR (never anything outside it)
-      --host ADDRESS        IPv4 address to listen on (default 127.0.0.1)
-      --port N              TCP port (default 8080; 0 picks a free one)
-      --backend WORD        LAIO backend (default: LAIO_BACKEND, else auto)
-      --network MODE        laio: every socket call through LAIO too (default);
-                            nonblocking: sockets non-blocking on epoll, files through LAIO
-      --max-connections N   open connections at most (default 256); more are answered 503
-      --idle-timeout S      close connections idle (or sending a request, or reading a
-                            response, too slowly) for S seconds (default 30)
-      --access-log FILE     append a line per response (common log format: peer, time,
-                            request line, status, body bytes sent)
+/// laio-httpd's command line.
+struct HTTPDCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "laio-httpd",
+        abstract: "A Flash-style event-driven static web server on LAIO.",
+        discussion: """
+            One event-loop thread; files (and, with --network laio, sockets) through LAIO. \
+            SIGINT or SIGTERM stops accepting and ends the server once the responses in progress are sent.
+            """)
 
-    """
+    @Option(help: ArgumentHelp("Serve the files under DIR (never anything outside it).", valueName: "dir"))
+    var root: String
+
+    @Option(help: ArgumentHelp("IPv4 address to listen on.", valueName: "address"))
+    var host = "127.0.0.1"
+
+    @Option(help: ArgumentHelp("TCP port (0 picks a free one).", valueName: "n"))
+    var port = 8080
+
+    @Option(help: ArgumentHelp("LAIO backend (default: LAIO_BACKEND, else auto).", valueName: "word"))
+    var backend: BackendKind?
+
+    @Option(help: ArgumentHelp("""
+        nonblocking: sockets non-blocking on epoll, files through LAIO (the paper's NB-LAIO); \
+        laio: every socket call through LAIO too (LAIO-LAIO).
+        """, valueName: "mode"))
+    var network = NetworkMode.nonblocking
+
+    @Option(help: ArgumentHelp("Open connections at most; more are answered 503.", valueName: "n"))
+    var maxConnections = 256
+
+    @Option(help: ArgumentHelp("""
+        Close connections idle (or sending a request, or reading a response, too slowly) for this long.
+        """, valueName: "seconds"))
+    var idleTimeout = 30.0
+
+    @Option(help: ArgumentHelp("""
+        Append a line per response (common log format: peer, time, request line, status, body bytes sent).
+        """, valueName: "file"))
+    var accessLog: String?
+
+    func validate() throws {
+        guard !root.isEmpty else { throw ValidationError("--root is required") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard (1...65536).contains(maxConnections) else { throw ValidationError("--max-connections must be 1...65536") }
+        guard idleTimeout > 0 && idleTimeout <= 86400 else {
+            throw ValidationError("--idle-timeout must be a number of seconds in (0, 86400]")
+        }
+    }
+
+    var options: ServerOptions {
+        ServerOptions(root: root, host: host, port: UInt16(port), backend: backend, network: network,
+                      maxConnections: maxConnections, idleTimeout: .nanoseconds(Int64(idleTimeout * 1e9)),
+                      accessLog: accessLog)
+    }
+}
 
 func fail(_ message: String) -> Never {
     report(message)
     exit(2)
 }
 
-func parseOptions() -> ServerOptions {
-var options = ServerOptions()
-var arguments = CommandLine.arguments.dropFirst()
-func value(_ flag: String) -> String {
-    guard let next = arguments.popFirst() else { fail("\(flag) needs a value\n\(usage)") }
-    return next
-}
-while let argument = arguments.popFirst() {
-    switch argument {
-    case "--root": options.root = value(argument)
-    case "--host": options.host = value(argument)
-    case "--port":
-        guard let port = UInt16(value(argument)) else { fail("--port must be 0...65535") }
-        options.port = port
-    case "--backend":
-        let word = value(argument)
-        do { options.backend = try BackendKind(word: word) } catch { fail("\(error)") }
-    case "--network":
-        let word = value(argument)
-        guard let mode = NetworkMode(rawValue: word) else { fail("--network must be laio or nonblocking, not '\(word)'") }
-        options.network = mode
-    case "--max-connections":
-        guard let count = Int(value(argument)), count > 0, count <= 65536 else { fail("--max-connections must be 1...65536") }
-        options.maxConnections = count
-    case "--idle-timeout":
-        guard let seconds = Double(value(argument)), seconds > 0, seconds <= 86400 else {
-            fail("--idle-timeout must be a number of seconds in (0, 86400]")
-        }
-        options.idleTimeout = .nanoseconds(Int64(seconds * 1e9))
-    case "--access-log": options.accessLog = value(argument)
-    case "--help", "-h":
-        print(usage, terminator: "")
-        exit(0)
-    default:
-        fail("unknown argument '\(argument)'\n\(usage)")
-    }
-}
-guard !options.root.isEmpty else { fail("--root is required\n\(usage)") }
-return options
-}
-
-let options = parseOptions()
+let options = HTTPDCommand.parseCommandLine().options
 
 do {
     let server = try Server(options: options)

@@ -17,38 +17,49 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ArgumentParser
 import CStressHeap
 import LAIO
+import LAIOArguments
 import SystemPackage
 
+/// What to run, from the command line.
 struct Options {
     var backends = BackendKind.allCases
     var operations = 20_000
     var inFlight = 256
     var seed: UInt64 = 0x5EED
+}
 
-    init(_ arguments: [String]) {
-        var rest = arguments[...]
-        func number(_ flag: String) -> Int {
-            guard let value = rest.popFirst().flatMap({ Int($0) }), value > 0 else { fail("\(flag) needs a positive number") }
-            return value
+/// laio-stress's command line.
+struct StressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "laio-stress",
+        abstract: "Keeps many operations of mixed kinds in flight on each backend, with cancels racing completions, "
+            + "and checks that nothing is lost or leaked.",
+        discussion: "Exits 1 on any violation. The default is the bounded form scripts/test runs; "
+            + "--operations 100000 is the soak.")
+
+    @Option(help: ArgumentHelp("The backends to stress.", valueName: "all|word"))
+    var backend = BackendChoice.all
+
+    @Option(help: ArgumentHelp("Operations per backend.", valueName: "n"))
+    var operations = 20_000
+
+    @Option(help: ArgumentHelp("Operations in flight at once (at most 4096).", valueName: "n"))
+    var inFlight = 256
+
+    @Option(help: ArgumentHelp("The seed of the operations' random mix.", valueName: "n"))
+    var seed = 0x5EED
+
+    func validate() throws {
+        for (flag, value) in [("--operations", operations), ("--in-flight", inFlight), ("--seed", seed)] where value <= 0 {
+            throw ValidationError("\(flag) needs a positive number")
         }
-        while let argument = rest.popFirst() {
-            switch argument {
-            case "--backend":
-                guard let word = rest.popFirst() else { fail("--backend needs a word") }
-                if word != "all" {
-                    do { backends = [try BackendKind(word: word)] } catch { fail("\(error)") }
-                }
-            case "--operations": operations = number(argument)
-            case "--in-flight": inFlight = min(number(argument), 4096)
-            case "--seed": seed = UInt64(number(argument))
-            case "-h", "--help":
-                print("usage: laio-stress [--backend all|WORD] [--operations N] [--in-flight N] [--seed N]")
-                exit(0)
-            default: fail("unknown argument '\(argument)' (try --help)")
-            }
-        }
+    }
+
+    var options: Options {
+        Options(backends: backend.kinds, operations: operations, inFlight: min(inFlight, 4096), seed: UInt64(seed))
     }
 }
 
@@ -539,7 +550,7 @@ func round(_ options: Options, operations: Int, files: (String, String), quiet: 
     return passed
 }
 
-let options = Options(Array(CommandLine.arguments.dropFirst()))
+let options = StressCommand.parseCommandLine().options
 let files = makeFiles(directory: "/var/tmp")
 defer { unlink(files.0); unlink(files.1) }
 // A warm-up round first, so that what the runtime and libraries allocate once (caches,

@@ -3,7 +3,9 @@
 
 curl for the protocol cases, raw sockets for malformed input, pipelining and slow
 clients, wrk for a short load with zero errors; every backend that starts here, in both
-network modes (blocking only with nonblocking sockets: laio mode refuses it, checked).
+network modes (blocking only with nonblocking sockets: laio mode refuses it, checked);
+first the command line: --help, bad usage refused with exit status 2, and nonblocking as
+the network mode when --network is not given.
 
     python3 Tests/httpd/test_httpd.py BINARY [--quick]
 
@@ -72,7 +74,8 @@ class Server:
     def __init__(self, root, backend, network, extra=()):
         self.log = tempfile.NamedTemporaryFile(prefix="laio-httpd-log-", delete=False)
         self.process = subprocess.Popen(
-            [BINARY, "--root", root, "--port", "0", "--backend", backend, "--network", network, *extra],
+            [BINARY, "--root", root, "--port", "0", "--backend", backend,
+             *(["--network", network] if network else []), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = []
         self.port = None
@@ -412,6 +415,28 @@ def fd_exhaustion_case(root, backend, network):
             check(False, "the server did not stop after the descriptor test")
 
 
+def command_line_cases(root):
+    """--help, bad usage (exit status 2, the reason named) and the default network mode."""
+    r = subprocess.run([BINARY, "--help"], capture_output=True, text=True)
+    check(r.returncode == 0 and all(w in r.stdout for w in ["auto", "uring", "threads", "blocking", "--network"]),
+          f"--help exits 0 and lists the backend words (got {r.returncode})")
+    bad = [([], "--root"), (["--root", root, "--port", "65536"], "--port"),
+           (["--root", root, "--backend", "nope"], "auto"), (["--root", root, "--network", "nope"], "nonblocking"),
+           (["--root", root, "--max-connections", "0"], "--max-connections"),
+           (["--root", root, "--max-connections", "65537"], "--max-connections"),
+           (["--root", root, "--idle-timeout", "0"], "--idle-timeout"), (["--root", root, "--idle-timeout", "x"], "--idle-timeout"),
+           (["--root", root, "--port"], "--port"), (["--root", root, "--no-such-flag"], "--no-such-flag")]
+    for arguments, named in bad:
+        r = subprocess.run([BINARY, *arguments], capture_output=True, text=True)
+        check(r.returncode == 2 and named in r.stderr,
+              f"{' '.join(arguments) or 'no arguments'}: refused with exit status 2 naming {named} (got {r.returncode}: {r.stderr[:200]})")
+    server = Server(root, "auto", None)
+    code, out = server.stop()
+    check(server.port is not None and "network nonblocking" in out,
+          f"without --network the network mode is nonblocking ({out.strip()[:300]})")
+    check(code == 0, f"SIGTERM stops the server with status 0 (got {code})")
+
+
 def load_case(server):
     if shutil.which("wrk") is None:
         check(False, "wrk is not installed")
@@ -434,6 +459,9 @@ def main():
     combinations = [(b, n) for b in ["auto", "uring", "threads", "blocking"] for n in ["laio", "nonblocking"]]
     skipped = []
     try:
+        CURRENT = "command line"
+        print("== laio-httpd's command line", flush=True)
+        command_line_cases(root)
         for backend, network in combinations:
             CURRENT = f"{backend}/{network}"
             print(f"== laio-httpd --backend {backend} --network {network}", flush=True)
