@@ -40,6 +40,10 @@ let package = Package(
         // A Flash-style event-driven static web server on LAIO.
         .target(name: "CHTTPD"),
         .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD"]),
+        // What the tests and laio-stress share: pipes, sockets, patterned files, threads,
+        // exactly-once collection of completions, which backends start here. A plain target
+        // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.
+        .target(name: "LAIOTestSupport", dependencies: ["LAIO"], path: "Tests/LAIOTestSupport"),
         .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOCore"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),
         .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLiburing"]),
