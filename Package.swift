@@ -44,7 +44,7 @@ let package = Package(
         // exactly-once collection of completions, which backends start here. A plain target
         // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.
         .target(name: "LAIOTestSupport", dependencies: ["LAIO"], path: "Tests/LAIOTestSupport"),
-        .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOCore"]),
+        .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOTestSupport"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),
         .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLiburing"]),
     ]
