@@ -45,7 +45,7 @@ let package = Package(
         // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.
         .target(name: "LAIOTestSupport", dependencies: ["LAIO"], path: "Tests/LAIOTestSupport"),
         .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOTestSupport"]),
-        .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),
+        .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOTestSupport"]),
         .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLiburing"]),
     ]
 )
