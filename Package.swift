@@ -45,7 +45,9 @@ let package = Package(
         // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.
         .target(name: "LAIOTestSupport", dependencies: ["LAIO"], path: "Tests/LAIOTestSupport"),
         .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOTestSupport"]),
+        // The facade's own tests: the auto strategy.
+        .testTarget(name: "LAIOTests", dependencies: ["LAIO", "LAIOTestSupport"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOTestSupport"]),
-        .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLiburing"]),
+        .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLiburing", "LAIOTestSupport"]),
     ]
 )
