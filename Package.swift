@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "laio", dependencies: ["CLAIO", "LAIO", "CLiburing"]),
         .executableTarget(name: "laio-demo", dependencies: ["LAIO"]),
         // Many operations of mixed kinds in flight with cancels racing: nothing lost or leaked.
-        .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CLiburing"]),
+        .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CLiburing", "LAIOTestSupport"]),
         // A Flash-style event-driven static web server on LAIO.
         .target(name: "CHTTPD"),
         .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD"]),
