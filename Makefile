@@ -6,7 +6,8 @@
 #
 # `make bench` is the main job (scripts/bench: every backend against its peers, about 9
 # minutes, results in results/); `make bench-quick` is its one-minute form; `make test`
-# runs every test (scripts/test).
+# runs every test (scripts/test). `make faultfs` builds the fault-injecting FUSE file
+# system for tests and benchmarks (tools/faultfs/README.md) into .build/faultfs.
 #
 # The library uses the Swift runtime of the toolchain that built it (found through its
 # RUNPATH); it needs liburing at run time.
@@ -20,7 +21,7 @@ SONAME = liblaio.so.0
 SWIFT ?= swift
 BUILT = .build/release/liblaio.so
 
-.PHONY: all install uninstall clean bench bench-quick test
+.PHONY: all install uninstall clean bench bench-quick test faultfs
 all:
 	$(SWIFT) build -c release --product laio -Xlinker -soname=$(SONAME)
 
@@ -49,3 +50,6 @@ bench-quick:
 
 test:
 	scripts/test
+
+faultfs:
+	tools/faultfs/build

@@ -14,29 +14,36 @@ let package = Package(
     dependencies: [
         // Errno, FileDescriptor and FilePath: the Swift vocabulary for system calls.
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // `swift package generate-documentation` (scripts/docs): the DocC catalog of LAIO.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
-        // C over <liburing.h>, plus shims for what Swift cannot import (variadic syscall(2),
-        // SIGRTMIN, signal-handler installation).
+        // liburing, for the io_uring backend only.
         .target(
             name: "CLiburing",
             linkerSettings: [.linkedLibrary("uring")]
         ),
-        // The vocabulary: operations, handles, completions, errors, the Backend protocol,
+        // The Linux shims: what Swift cannot import (variadic syscall(2), SIGRTMIN, syscall
+        // numbers) and the library's few calls in C (signals, non-blocking forms, statx to
+        // stat, thread marks, fork generations).
+        .target(name: "CLinuxShims"),
+        // The vocabulary: operations, handles, completions, routes, the Backend protocol,
         // the completion queue and its notification fd.
-        .target(name: "LAIOCore", dependencies: ["CLiburing", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "LAIOCore", dependencies: ["CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]),
         // The eager thread-pool backend (liblaiogen's design) with a lazy window.
-        .target(name: "LAIOThreads", dependencies: ["LAIOCore"]),
+        .target(name: "LAIOThreads", dependencies: ["LAIOCore", "CLinuxShims"]),
         // The io_uring backend: laziness from the kernel itself.
-        .target(name: "LAIOUring", dependencies: ["LAIOCore", "CLiburing"]),
+        .target(name: "LAIOUring", dependencies: ["LAIOCore", "CLiburing", "CLinuxShims"]),
         // The facade: contexts, backend choice, poll.
-        .target(name: "LAIO", dependencies: ["LAIOCore", "LAIOThreads", "LAIOUring", "CLiburing"]),
+        .target(name: "LAIO", dependencies: ["LAIOCore", "LAIOThreads", "LAIOUring", "CLinuxShims"]),
         // The C ABI: laio.h and the variadic laio_syscall in C, over the Swift half in `laio`.
         .target(name: "CLAIO"),
-        .target(name: "laio", dependencies: ["CLAIO", "LAIO", "CLiburing"]),
+        .target(name: "laio", dependencies: ["CLAIO", "LAIO", "CLinuxShims"]),
         .executableTarget(name: "laio-demo", dependencies: ["LAIO"]),
         // Many operations of mixed kinds in flight with cancels racing: nothing lost or leaked.
-        .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CLiburing", "LAIOTestSupport"]),
+        // Its heap counter (mallinfo2) is its own.
+        .target(name: "CStressHeap"),
+        .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CStressHeap", "LAIOTestSupport"]),
         // A Flash-style event-driven static web server on LAIO.
         .target(name: "CHTTPD"),
         .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD"]),
@@ -48,6 +55,6 @@ let package = Package(
         // The facade's own tests: the auto strategy.
         .testTarget(name: "LAIOTests", dependencies: ["LAIO", "LAIOTestSupport"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOTestSupport"]),
-        .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLiburing", "LAIOTestSupport"]),
+        .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLinuxShims", "LAIOTestSupport"]),
     ]
 )

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 import LAIOCore
 import LAIOThreads
 import LAIOUring
@@ -313,7 +313,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
             // The ring's wait covers the queue's eventfd, which pool completions signal.
             return ring.waitForCompletions(in: queue, nanoseconds: nanoseconds)
         }
-        return laio_shim_wait_readable(queue.notificationDescriptor, nanoseconds.map { max($0, 0) } ?? -1) == -EINTR
+        return Housekeeping.waitReadable(queue.notificationDescriptor, nanoseconds: nanoseconds)
     }
 }
 

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 import SystemPackage
 
 /// Which backend runs a context's calls: the one word used in code, in the

@@ -1,4 +1,4 @@
-import CLiburing
+import CLinuxShims
 import SystemPackage
 
 /// What every backend does. The facade (`LAIO.Context`) is the only caller; it never asks
@@ -61,6 +61,6 @@ extension Backend {
     /// Backends whose every completion goes through the queue sleep on its eventfd.
     @discardableResult
     package func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
-        laio_shim_wait_readable(queue.notificationDescriptor, nanoseconds.map { max($0, 0) } ?? -1) == -EINTR
+        Housekeeping.waitReadable(queue.notificationDescriptor, nanoseconds: nanoseconds)
     }
 }

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 
 /// Nanoseconds on CLOCK_MONOTONIC (a vDSO read, no system call).
 @inlinable

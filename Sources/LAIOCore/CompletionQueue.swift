@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 import Synchronization
 import SystemPackage
 
@@ -99,13 +99,7 @@ package final class CompletionQueue: Sendable {
         return moved
     }
 
-    private func signal() {
-        var one: UInt64 = 1
-        _ = Glibc.write(notificationDescriptor, &one, 8)
-    }
+    private func signal() { Housekeeping.signal(eventfd: notificationDescriptor) }
 
-    private func clearSignal() {
-        var value: UInt64 = 0
-        _ = Glibc.read(notificationDescriptor, &value, 8)
-    }
+    private func clearSignal() { Housekeeping.reset(eventfd: notificationDescriptor) }
 }

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 
 /// The `struct open_how` of `openat2(2)`, for `Operation.openat2`.
 public typealias OpenHow = open_how

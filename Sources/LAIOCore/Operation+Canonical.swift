@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 
 extension Operation {
     /// Whether raw calls numbered `number` have a typed form (`canonical` turns them into

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 import SystemPackage
 
 /// One system call for LAIO to run, with its arguments.

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLiburing
+import CLinuxShims
 import LAIOCore
 import Synchronization
 import SystemPackage
@@ -519,7 +519,7 @@ private final class Worker: @unchecked Sendable {
         }
         if mailbox.compareExchange(expected: Mailbox.empty, desired: Mailbox.sleeping,
                                    ordering: .acquiringAndReleasing).exchanged {
-            while sem_wait(semaphore) != 0 {}
+            Housekeeping.wait(semaphore)
         }
         let value = mailbox.exchange(Mailbox.empty, ordering: .acquiring)
         return value

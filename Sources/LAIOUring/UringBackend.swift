@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CLiburing
+import CLinuxShims
 import LAIOCore
 import SystemPackage
 
@@ -41,6 +42,8 @@ package final class UringBackend: Backend, @unchecked Sendable {
     package let setupFlags: UringSetupFlags
     /// The kernel's IORING_FEAT_* bits for this ring.
     package let features: UInt32
+    /// Whether the kernel keeps completions that overflow the completion ring (IORING_FEAT_NODROP).
+    package var keepsOverflowingCompletions: Bool { features & IORING_FEAT_NODROP != 0 }
     /// Submission and completion ring sizes as the kernel set them.
     package let submissionEntries: Int
     package let completionEntries: Int
@@ -195,13 +198,12 @@ package final class UringBackend: Backend, @unchecked Sendable {
     /// queue's eventfd. After shutdown only the queue is left to wait on.
     @discardableResult
     package func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
-        let timeout = nanoseconds.map { max($0, 0) } ?? -1
         if state.withLock({ $0.tornDown }) {
-            return laio_shim_wait_readable(queue.notificationDescriptor, timeout) == -EINTR
+            return Housekeeping.waitReadable(queue.notificationDescriptor, nanoseconds: nanoseconds)
         }
         // The ring's descriptor stays open until deinit, so this is safe even if
         // shutdown runs meanwhile: it then simply never becomes readable.
-        return laio_shim_wait_readable2(queue.notificationDescriptor, ringFD, timeout) == -EINTR
+        return Housekeeping.waitReadable(queue.notificationDescriptor, ringFD, nanoseconds: nanoseconds)
     }
 
     // MARK: - Submission
@@ -433,10 +435,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
         backgroundRecords[Int(slot)].kernelAnswer = Int32(value)
         state.resubmissions.append(slot)
         if state.resubmitter == nil { startResubmitter(&state) }
-        if state.resubmitterWake >= 0 {
-            var one: UInt64 = 1
-            _ = Glibc.write(state.resubmitterWake, &one, 8)
-        }
+        if state.resubmitterWake >= 0 { Housekeeping.signal(eventfd: state.resubmitterWake) }
     }
 
     /// Starts the thread that issues cancelled calls again. It lives until shutdown, so the
@@ -478,9 +477,8 @@ package final class UringBackend: Backend, @unchecked Sendable {
         var wait: Int64 = -1
         while true {
             let wake = state.withLock { $0.resubmitterWake }
-            _ = laio_shim_wait_readable(wake, wait)
-            var value: UInt64 = 0
-            _ = Glibc.read(wake, &value, 8)
+            _ = Housekeeping.waitReadable(wake, nanoseconds: wait < 0 ? nil : wait)
+            Housekeeping.reset(eventfd: wake)
             let next = state.withLock { state -> Int64? in
                 guard !state.tornDown else { return nil }
                 while !state.resubmissions.isEmpty {
@@ -585,8 +583,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
         }
         // The resubmission thread sees `tornDown` and returns; it owns no request any more.
         if let resubmitter {
-            var one: UInt64 = 1
-            _ = Glibc.write(resubmitter.wake, &one, 8)
+            Housekeeping.signal(eventfd: resubmitter.wake)
             pthread_join(resubmitter.thread, nil)
             _ = Glibc.close(resubmitter.wake)
         }

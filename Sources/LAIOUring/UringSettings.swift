@@ -61,8 +61,13 @@ public struct UringSetupFlags: OptionSet, Sendable, Hashable, CustomStringConver
     /// submit and poll; SQPOLL, whose kernel thread would own every request (and submit
     /// with the credentials of the context's creator); IOPOLL, which only polled block
     /// devices accept; SQE128 and CQE32, whose entries the backend does not lay out.
-    public static let refused = UringSetupFlags([.singleIssuer, .deferTaskrun]).union(UringSetupFlags(
-        rawValue: UInt32(IORING_SETUP_SQPOLL | IORING_SETUP_IOPOLL | IORING_SETUP_SQE128 | IORING_SETUP_CQE32)))
+    public static let refused: UringSetupFlags = [.singleIssuer, .deferTaskrun, .sqPoll, .ioPoll, .sqe128, .cqe32]
+
+    // The refused flags that have no public name (nothing can use them).
+    package static let sqPoll = UringSetupFlags(rawValue: UInt32(IORING_SETUP_SQPOLL))
+    package static let ioPoll = UringSetupFlags(rawValue: UInt32(IORING_SETUP_IOPOLL))
+    package static let sqe128 = UringSetupFlags(rawValue: UInt32(IORING_SETUP_SQE128))
+    package static let cqe32 = UringSetupFlags(rawValue: UInt32(IORING_SETUP_CQE32))
 
     private static let names: [(UringSetupFlags, String)] = [
         (.cqSize, "CQSIZE"), (.clamp, "CLAMP"), (.submitAll, "SUBMIT_ALL"), (.coopTaskrun, "COOP_TASKRUN"),

@@ -17,7 +17,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLiburing
+import CStressHeap
 import LAIO
 import LAIOTestSupport
 import SystemPackage
@@ -71,7 +71,7 @@ struct Random {
 }
 
 /// Heap bytes in use (malloc's own count; exact, unlike the resident set).
-func heapInUse() -> Int { Int(laio_shim_heap_in_use()) }
+func heapInUse() -> Int { Int(laio_stress_heap_in_use()) }
 
 /// Reads exactly `count` bytes from `fd` into `into`, waiting up to 5 s; false if they do not come.
 func readExactly(_ fd: Int32, _ into: UnsafeMutableRawPointer, _ count: Int) -> Bool {

@@ -4,7 +4,7 @@ import Glibc
 import Musl
 #endif
 import CLAIO
-import CLiburing
+import CLinuxShims
 import LAIO
 import Synchronization
 import SystemPackage

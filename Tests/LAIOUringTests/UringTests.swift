@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLiburing
+import CLinuxShims
 import LAIO
 import LAIOCore
 import LAIOTestSupport
@@ -185,7 +185,7 @@ struct UringTests {
         let bogus = UringSetupFlags(rawValue: 1 << 31)
         let ring = try UringBackend(settings: UringSettings(flagLadder: [bogus, [.submitAll], []]), completions: queue)
         #expect(ring.setupFlags == [.submitAll] || ring.setupFlags == [])
-        #expect(ring.features & IORING_FEAT_NODROP != 0, "this kernel keeps overflowing completions")
+        #expect(ring.keepsOverflowingCompletions, "this kernel keeps overflowing completions")
         ring.shutdown()
         #expect(throws: Errno.invalidArgument) {
             _ = try UringBackend(settings: UringSettings(flagLadder: [bogus]), completions: queue)
@@ -202,9 +202,9 @@ struct UringTests {
         }
         // SQPOLL would make its kernel thread the owner of every request; IOPOLL, SQE128 and
         // CQE32 change what the backend lays out or can run: refused too.
-        for raw in [IORING_SETUP_SQPOLL, IORING_SETUP_IOPOLL, IORING_SETUP_SQE128, IORING_SETUP_CQE32] {
+        for flag in [UringSetupFlags.sqPoll, .ioPoll, .sqe128, .cqe32] {
             #expect(throws: Errno.invalidArgument) {
-                _ = try UringBackend(settings: UringSettings(flagLadder: [UringSetupFlags(rawValue: UInt32(raw))]), completions: queue)
+                _ = try UringBackend(settings: UringSettings(flagLadder: [flag]), completions: queue)
             }
         }
         let context = try Context(backend: .uring)

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "CLiburing.h"
+#include "CLinuxShims.h"
 
 #include <poll.h>
 #include <stdio.h>
@@ -9,7 +9,6 @@
 #include <sys/eventfd.h>
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -172,10 +171,6 @@ static void laio_shim_forked_child(void) {
 
 __attribute__((constructor)) static void laio_shim_register_fork_handler(void) {
     pthread_atfork(NULL, NULL, laio_shim_forked_child);
-}
-
-size_t laio_shim_heap_in_use(void) {
-    return mallinfo2().uordblks;
 }
 
 // A thread's mark: set when the thread exits (its pthread key destructor runs in user space,

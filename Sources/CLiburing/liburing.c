@@ -1,0 +1,2 @@
+// CLiburing has no code of its own: its header brings liburing to Swift.
+#include "CLiburing.h"

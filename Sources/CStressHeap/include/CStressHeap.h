@@ -1,0 +1,9 @@
+// laio-stress's heap counter: glibc's mallinfo2(), which Swift's Glibc module does not import.
+#ifndef SWIFT_LAIO_CSTRESSHEAP_H
+#define SWIFT_LAIO_CSTRESSHEAP_H
+#include <stddef.h>
+
+/// Bytes of heap in use (mallinfo2().uordblks), for laio-stress's leak checks.
+size_t laio_stress_heap_in_use(void);
+
+#endif

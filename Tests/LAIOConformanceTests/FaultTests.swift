@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LAIO
+import LAIOTestSupport
+import Testing
+
+/// The faultfs mount the fault tests run on (tools/faultfs), and the directory it mirrors.
+/// scripts/test mounts it with the rules below and sets both; without them the suite is
+/// skipped with that reason.
+///
+/// The rules (scripts/test-faults):
+///   read /eio-read/*                error=EIO
+///   open /eio-open/*                error=EIO
+///   lookup,getattr /eio-stat/*      error=EIO
+///   write /enospc/*                 error=ENOSPC
+///   read /slow/*                    delay=300ms
+/// and no kernel caching of entries, attributes or data, so each call reaches the rules.
+private let faultMount = getenv("LAIO_FAULTFS").map { String(cString: $0) }
+private let faultSource = getenv("LAIO_FAULTFS_SOURCE").map { String(cString: $0) }
+private let faultsSkipped = faultMount == nil || faultSource == nil
+    ? "LAIO_FAULTFS and LAIO_FAULTFS_SOURCE are not set: scripts/test-faults mounts tools/faultfs for these tests" : ""
+
+/// Makes `name` (a path under the mount root, like "/slow/uring") in the mirrored
+/// directory with `count` patterned bytes; returns its path through the mount.
+private func faultFile(_ name: String, count: Int = 16_384) throws -> String {
+    guard let faultMount, let faultSource else { throw TestFailure(faultsSkipped) }
+    let directory = faultSource + name[..<(name.lastIndex(of: "/") ?? name.startIndex)]
+    guard mkdir(directory, 0o755) == 0 || errno == EEXIST else { throw TestFailure("mkdir \(directory): \(Errno(rawValue: errno))") }
+    try writeFile(faultSource + name, pattern(count: count))
+    return faultMount + name
+}
+
+@Suite("Faults from the storage (tools/faultfs)", .enabled(if: faultsSkipped.isEmpty, Comment(rawValue: faultsSkipped)))
+struct FaultTests {
+    @Test("a read that fails with EIO is reported once with EIO, and the context goes on", arguments: allBackends)
+    func readError(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let path = try faultFile("/eio-read/\(kind)")
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0, "open \(path): \(Errno(rawValue: errno))")
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        for _ in 0..<3 {
+            #expect(try complete(.pread(fd: fd, buffer: buffer, offset: 0), in: laio) == .failure(.ioError))
+        }
+        try expectNoCompletion(in: laio)
+        try expectWorkingCall(in: laio)
+    }
+
+    @Test("an open and a stat that fail with EIO are reported with EIO", arguments: allBackends)
+    func openAndStatErrors(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let opened = try faultFile("/eio-open/\(kind)")
+        let statted = try faultFile("/eio-stat/\(kind)")
+        let info = UnsafeMutablePointer<stat>.allocate(capacity: 1)  // lives until the call is reported
+        defer { info.deallocate() }
+        try opened.withCString { path throws in
+            #expect(try complete(.open(path: path, flags: O_RDONLY), in: laio) == .failure(.ioError))
+        }
+        try statted.withCString { path throws in
+            #expect(try complete(.stat(path: path, buffer: info), in: laio) == .failure(.ioError))
+        }
+        try expectNoCompletion(in: laio)
+        try expectWorkingCall(in: laio)
+    }
+
+    @Test("a write that fails with ENOSPC is reported with ENOSPC and writes nothing", arguments: allBackends)
+    func writeError(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let path = try faultFile("/enospc/\(kind)", count: 0)
+        let fd = open(path, O_WRONLY)
+        try #require(fd >= 0, "open \(path): \(Errno(rawValue: errno))")
+        defer { close(fd) }
+        let bytes = pattern(count: 4096)
+        try bytes.withUnsafeBytes { buffer throws in
+            #expect(try complete(.pwrite(fd: fd, buffer: buffer, offset: 0), in: laio) == .failure(.noSpace))
+        }
+        var info = stat()
+        #expect(fstat(fd, &info) == 0 && info.st_size == 0)
+        try expectWorkingCall(in: laio)
+    }
+
+    @Test("a slow read cancelled while it waits is reported once: ECANCELED, or its real result",
+          arguments: asynchronousBackends)
+    func cancelSlowRead(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let path = try faultFile("/slow/cancel-\(kind)")
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0, "open \(path): \(Errno(rawValue: errno))")
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        guard case let .inProgress(handle) = try laio.submit(.pread(fd: fd, buffer: buffer, offset: 0)) else {
+            Issue.record("a read delayed 300 ms by the file system completed synchronously")
+            return
+        }
+        try laio.cancel(handle)
+        let result = try awaitCompletion(of: handle, in: laio, timeout: .seconds(60))
+        #expect(result == .failure(.canceled) || result == .success(4096), "\(result)")
+        if case .success = result { #expect(Array(buffer) == pattern(count: 4096)) }
+        try expectNoCompletion(in: laio)
+        try expectWorkingCall(in: laio)
+    }
+
+    @Test("close with slow reads in flight returns once they are done or cancelled; each is reported once",
+          arguments: asynchronousBackends)
+    func closeWithSlowReads(_ kind: BackendKind) throws {
+        let laio = try makeContext(kind)
+        let count = 6
+        var fds: [Int32] = []
+        defer { fds.forEach { _ = close($0) } }
+        let buffers = (0..<count).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096) }
+        defer { buffers.forEach { $0.deallocate() } }
+        var pending = Set<Handle>()
+        for index in 0..<count {
+            let path = try faultFile("/slow/close-\(kind)-\(index)")
+            let fd = open(path, O_RDONLY)
+            try #require(fd >= 0, "open \(path): \(Errno(rawValue: errno))")
+            fds.append(fd)
+            if case let .inProgress(handle) = try laio.submit(.pread(fd: fd, buffer: buffers[index], offset: 0)) {
+                pending.insert(handle)
+            }
+        }
+        #expect(!pending.isEmpty, "no read delayed 300 ms went to the background")
+        laio.close()
+        // After close nothing runs: every call is reported already or waits in the queue.
+        var seen = Set<Handle>()
+        for completion in try laio.poll(maximum: 64, timeout: .zero) {
+            #expect(seen.insert(completion.handle).inserted, "\(completion.handle) reported twice")
+            #expect(completion.result == .failure(.canceled) || completion.result == .success(4096), "\(completion)")
+        }
+        #expect(seen == pending)
+        #expect(throws: Errno.badFileDescriptor) { try laio.submit(.close(fd: -1)) }
+    }
+
+    @Test("auto on a file system without RWF_NOWAIT: the inline try misses (EOPNOTSUPP) and the call takes its route")
+    func autoWithoutNowait() throws {
+        let laio = try makeContext(.auto)
+        let path = try faultFile("/plain/auto")
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0, "open \(path): \(Errno(rawValue: errno))")
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        let before = try #require(laio.statistics)
+        for offset in stride(from: 0, to: 16_384, by: 4096) {
+            #expect(try complete(.pread(fd: fd, buffer: buffer, offset: Int64(offset)), in: laio) == .success(4096))
+            #expect(Array(buffer) == Array(pattern(count: 16_384)[offset..<offset + 4096]))
+        }
+        let after = try #require(laio.statistics)
+        #expect(after.inline == before.inline, "FUSE has no RWF_NOWAIT: nothing completes inline")
+        #expect(after.inlineMisses == before.inlineMisses + 4)
+        let routed = (after.uringSynchronous + after.uringBackground + after.threadsSynchronous + after.threadsBackground)
+            - (before.uringSynchronous + before.uringBackground + before.threadsSynchronous + before.threadsBackground)
+        #expect(routed == 4, "each read ran once on its route: \(after)")
+    }
+}
