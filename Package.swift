@@ -50,12 +50,18 @@ let package = Package(
         // Many operations of mixed kinds in flight with cancels racing: nothing lost or leaked.
         // Its heap counter (mallinfo2) is its own.
         .target(name: "CStressHeap"),
-        .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CStressHeap", "LAIOArguments", argumentParser]),
+        .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CStressHeap", "LAIOTestSupport", "LAIOArguments", argumentParser]),
         // A Flash-style event-driven static web server on LAIO.
         .target(name: "CHTTPD"),
         .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD", "LAIOArguments", argumentParser]),
-        .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOCore"]),
-        .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOThreads", "LAIOCore"]),
-        .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLinuxShims"]),
+        // What the tests and laio-stress share: pipes, sockets, patterned files, threads,
+        // exactly-once collection of completions, which backends start here. A plain target
+        // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.
+        .target(name: "LAIOTestSupport", dependencies: ["LAIO"], path: "Tests/LAIOTestSupport"),
+        .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOTestSupport"]),
+        // The facade's own tests: the auto strategy.
+        .testTarget(name: "LAIOTests", dependencies: ["LAIO", "LAIOTestSupport"]),
+        .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOTestSupport"]),
+        .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLinuxShims", "LAIOTestSupport"]),
     ]
 )

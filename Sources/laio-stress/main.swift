@@ -21,6 +21,7 @@ import ArgumentParser
 import CStressHeap
 import LAIO
 import LAIOArguments
+import LAIOTestSupport
 import SystemPackage
 
 /// What to run, from the command line.
@@ -80,43 +81,8 @@ struct Random {
     mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
 }
 
-/// The byte at `offset` of the patterned file.
-@inline(__always)
-func pattern(_ offset: Int) -> UInt8 { UInt8(truncatingIfNeeded: offset &* 31 &+ offset >> 9) }
-
-/// Open descriptors of this process.
-func openDescriptors() -> Int {
-    guard let directory = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(directory) }
-    var count = 0
-    while readdir(directory) != nil { count += 1 }
-    return count - 3   // ".", ".." and the directory's own descriptor
-}
-
 /// Heap bytes in use (malloc's own count; exact, unlike the resident set).
 func heapInUse() -> Int { Int(laio_stress_heap_in_use()) }
-
-/// A connected loopback TCP pair: (one end, the other).
-func loopbackPair() -> (Int32, Int32) {
-    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    let ok = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
-            bind(listener, a, length) == 0 && listen(listener, 1) == 0 && getsockname(listener, a, &length) == 0
-                && connect(client, a, length) == 0
-        }
-    }
-    let server = ok ? accept(listener, nil, nil) : -1
-    close(listener)
-    guard server >= 0 else { fail("cannot make a loopback TCP pair: \(String(cString: strerror(errno)))") }
-    var one: Int32 = 1
-    setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-    return (server, client)
-}
 
 /// Reads exactly `count` bytes from `fd` into `into`, waiting up to 5 s; false if they do not come.
 func readExactly(_ fd: Int32, _ into: UnsafeMutableRawPointer, _ count: Int) -> Bool {
@@ -189,12 +155,15 @@ final class Stress {
         freeSlots = Array(0..<slots)
         for index in 0..<64 {
             if index % 2 == 0 {
-                var fds: [Int32] = [0, 0]
-                guard pipe(&fds) == 0 else { fail("pipe: \(String(cString: strerror(errno)))") }
-                channels.append(Channel(readFD: fds[0], writeFD: fds[1], isSocket: false))
+                let (r, w): (Int32, Int32)
+                do { (r, w) = try makePipe() } catch { fail("\(error)") }
+                channels.append(Channel(readFD: r, writeFD: w, isSocket: false))
             } else {
-                let (a, b) = loopbackPair()
-                channels.append(Channel(readFD: a, writeFD: b, isSocket: true))
+                let (client, server): (Int32, Int32)
+                do { (client, server) = try makeSocketPair() } catch { fail("cannot make a loopback TCP pair: \(error)") }
+                var one: Int32 = 1
+                setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                channels.append(Channel(readFD: server, writeFD: client, isSocket: true))
             }
         }
     }
@@ -357,24 +326,8 @@ final class Stress {
 
     /// Submits `operation` from a new thread that exits as soon as submit returns.
     func submitFromExitingThread(_ operation: Operation) throws(Errno) -> Outcome {
-        final class Call: @unchecked Sendable {
-            // @unchecked: `outcome` is written by the thread before it exits and read only
-            // after pthread_join, which orders the two.
-            let laio: Context, operation: Operation
-            var outcome: Result<Outcome, Errno> = .failure(.invalidArgument)
-            init(_ laio: Context, _ operation: Operation) { self.laio = laio; self.operation = operation }
-        }
-        let call = Call(laio, operation)
-        var thread = pthread_t()
-        // Unretained: the thread is joined before `call` goes out of scope.
-        let rc = pthread_create(&thread, nil, { argument in
-            let call = Unmanaged<Call>.fromOpaque(argument!).takeUnretainedValue()
-            call.outcome = Result { () throws(Errno) -> Outcome in try call.laio.submit(call.operation) }
-            return nil
-        }, Unmanaged.passUnretained(call).toOpaque())
-        guard rc == 0 else { fail("pthread_create: \(rc)") }
-        pthread_join(thread, nil)
-        return try call.outcome.get()
+        let laio = self.laio
+        return try TestThread.run { Result { () throws(Errno) -> Outcome in try laio.submit(operation) } }.get()
     }
 
     func settle(_ handle: Handle?, _ result: Result<Int, Errno>, _ known: Expectation? = nil) {
@@ -430,7 +383,7 @@ final class Stress {
             switch result {
             case .success(count):
                 let got = buffer(slot, count)
-                for i in 0..<count where got[i] != pattern(offset + i) {
+                for i in 0..<count where got[i] != patternByte(at: offset + i) {
                     problem("pread at \(offset): byte \(i) is wrong")
                     break
                 }
@@ -505,17 +458,14 @@ extension Stress {
     }
 }
 
-func makeFiles(directory: String) -> (String, String) {
-    let file = "\(directory)/laio-stress-\(getpid()).dat", scratch = "\(directory)/laio-stress-\(getpid()).scratch"
-    let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    var block = [UInt8](repeating: 0, count: 1 << 20)
-    for i in 0..<block.count { block[i] = pattern(i) }
-    guard fd >= 0, block.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == block.count else { fail("cannot write \(file)") }
-    close(fd)
-    let sfd = open(scratch, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard sfd >= 0 else { fail("cannot create \(scratch)") }
-    close(sfd)
-    return (file, scratch)
+/// The patterned file (1 MiB) and an empty scratch file, in /var/tmp.
+func makeFiles() -> (String, String) {
+    do {
+        let file = try makeFile("stress", bytes: 1 << 20).path
+        do { return (file, try makeFile("stress-scratch", bytes: 0).path) } catch { unlink(file); throw error }
+    } catch {
+        fail("cannot make the test files: \(error)")
+    }
 }
 
 /// One round per backend; returns false if any check failed.
@@ -551,8 +501,7 @@ func round(_ options: Options, operations: Int, files: (String, String), quiet: 
 }
 
 let options = StressCommand.parseCommandLine().options
-let files = makeFiles(directory: "/var/tmp")
-defer { unlink(files.0); unlink(files.1) }
+let files = makeFiles()
 // A warm-up round first, so that what the runtime and libraries allocate once (caches,
 // thread stacks reused by glibc) is not counted as growth.
 var passed = round(options, operations: min(options.operations, 2_000), files: files, quiet: true)
@@ -572,4 +521,7 @@ if heapAfter - heapBefore > 64 * 1024 {
     passed = false
 }
 print(passed ? "laio-stress: passed" : "laio-stress: FAILED")
+// Here, not in a defer: top-level code ends in exit(), so a defer would never run.
+unlink(files.0)
+unlink(files.1)
 exit(passed ? 0 : 1)

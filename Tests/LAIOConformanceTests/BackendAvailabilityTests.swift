@@ -1,4 +1,5 @@
 import LAIO
+import LAIOTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,15 +16,15 @@ struct BackendAvailabilityTests {
         #expect(try complete(.syscall(number: SyscallNumber.getpid), in: laio) == kind.expectedGetpid)
     }
 
-    @Test("auto starts and runs the conformance suite", .enabled(if: Backends.startable.contains(.auto), Backends.skipReason(.auto)))
+    @Test("auto starts and runs the conformance suite", .enabled(if: Backends.starts(.auto), Comment(rawValue: Backends.unavailableReason(.auto))))
     func auto() throws { try startsAsAsked(.auto) }
 
-    @Test("uring starts and runs the conformance suite", .enabled(if: Backends.startable.contains(.uring), Backends.skipReason(.uring)))
+    @Test("uring starts and runs the conformance suite", .enabled(if: Backends.starts(.uring), Comment(rawValue: Backends.unavailableReason(.uring))))
     func uring() throws { try startsAsAsked(.uring) }
 
-    @Test("threads starts and runs the conformance suite", .enabled(if: Backends.startable.contains(.threads), Backends.skipReason(.threads)))
+    @Test("threads starts and runs the conformance suite", .enabled(if: Backends.starts(.threads), Comment(rawValue: Backends.unavailableReason(.threads))))
     func threads() throws { try startsAsAsked(.threads) }
 
-    @Test("blocking starts and runs the conformance suite", .enabled(if: Backends.startable.contains(.blocking), Backends.skipReason(.blocking)))
+    @Test("blocking starts and runs the conformance suite", .enabled(if: Backends.starts(.blocking), Comment(rawValue: Backends.unavailableReason(.blocking))))
     func blocking() throws { try startsAsAsked(.blocking) }
 }

@@ -2,10 +2,8 @@
 import Glibc
 #endif
 import LAIO
-import LAIOCore  // Locked
-import Synchronization
+import LAIOTestSupport
 import Testing
-import SystemPackage
 
 @Suite("Background calls and poll")
 struct BackgroundTests {
@@ -77,19 +75,8 @@ struct BackgroundTests {
             if n <= 0 { break }
             written += n
         }
-        var bytes = 0
-        var completions: [Completion] = []
-        completions.reserveCapacity(256)
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !pending.isEmpty && ContinuousClock.now < deadline {
-            completions.removeAll(keepingCapacity: true)
-            _ = try laio.poll(into: &completions, maximum: 256, timeout: .milliseconds(200))
-            for completion in completions {
-                #expect(pending.remove(completion.handle) != nil, "\(completion.handle) reported twice or never issued")
-                bytes += (try? completion.result.get()) ?? 0
-            }
-        }
-        #expect(pending.isEmpty, "\(pending.count) handles never reported")
+        let results = try collect(pending, in: laio, timeout: .seconds(60))
+        let bytes = results.values.reduce(0) { $0 + ((try? $1.get()) ?? 0) }
         #expect(bytes == count)
         #expect(buffers.allSatisfy { $0 == 0x5A })
         #expect(laio.outstandingCount == 0)
@@ -117,7 +104,7 @@ struct BackgroundTests {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
         defer { buffer.deallocate() }
         let handle = try submitBlockedRead(laio, fd: r, into: buffer)
-        let writer = Thread.detached { usleep(100_000); _ = Glibc.write(w, "x", 1) }
+        let writer = TestThread { usleep(100_000); _ = Glibc.write(w, "x", 1) }
         let start = ContinuousClock.now
         let completions = try laio.poll(maximum: 8, timeout: nil)
         #expect(completions == [Completion(handle: handle, result: .success(1))])
@@ -152,38 +139,13 @@ struct BackgroundTests {
     }
 }
 
-/// A joinable thread for tests.
-final class Thread: Sendable {
-    private let thread: pthread_t
-
-    private init(thread: pthread_t) { self.thread = thread }
-
-    static func detached(_ body: @escaping @Sendable () -> Void) -> Thread {
-        final class Box: Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        var thread = pthread_t()
-        // Retained here, taken back once by the new thread.
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        let rc = pthread_create(&thread, nil, { argument in
-            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-            return nil
-        }, box)
-        precondition(rc == 0, "pthread_create failed")
-        return Thread(thread: thread)
-    }
-
-    func join() { pthread_join(thread, nil) }
-}
-
 @Suite("Concurrency")
 struct ConcurrencyTests {
     @Test("submits from several threads at once: unique handles, each reported once", arguments: allBackends)
     func concurrentSubmitters(_ kind: BackendKind) throws {
         let laio = try makeContext(kind)
         let threads = 4, perThread = 2_000
-        let outcomes = Locked<[Outcome]>([])
+        let outcomes = LockBox<[Outcome]>([])
         let zero = open("/dev/zero", O_RDONLY)
         defer { close(zero) }
         // One buffer for all: every read writes the same zeros, and it outlives every poll below.
@@ -191,7 +153,7 @@ struct ConcurrencyTests {
         defer { buffer.deallocate() }
         let address = Int(bitPattern: buffer.baseAddress)  // crosses into the threads as a plain value
         let workers = (0..<threads).map { _ in
-            Thread.detached {
+            TestThread {
                 var mine: [Outcome] = []
                 mine.reserveCapacity(perThread)
                 for _ in 0..<perThread {
@@ -212,14 +174,9 @@ struct ConcurrencyTests {
             case .inProgress(let handle): #expect(pending.insert(handle).inserted, "\(handle) issued twice")
             }
         }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !pending.isEmpty && ContinuousClock.now < deadline {
-            for completion in try laio.poll(maximum: 256, timeout: .milliseconds(100)) {
-                #expect(pending.remove(completion.handle) != nil, "\(completion.handle) reported twice or never issued")
-                #expect(completion.result == .success(8))
-            }
+        for (handle, result) in try collect(pending, in: laio, timeout: .seconds(30)) {
+            #expect(result == .success(8), "\(handle)")
         }
-        #expect(pending.isEmpty)
         #expect(laio.outstandingCount == 0)
     }
 
@@ -236,10 +193,10 @@ struct ConcurrencyTests {
             let handle = try submitBlockedRead(laio, fd: r, into: UnsafeMutableRawBufferPointer(rebasing: buffers[i..<i + 1]))
             issued.insert(handle)
         }
-        let received = Locked<[Handle]>([])
+        let received = LockBox<[Handle]>([])
         let deadline = ContinuousClock.now + .seconds(30)
         let pollers = (0..<3).map { _ in
-            Thread.detached {
+            TestThread {
                 var mine: [Completion] = []
                 // Each poller stops once every handle is accounted for (or at the deadline).
                 while received.withLock({ $0.count }) < count && ContinuousClock.now < deadline {

@@ -2,8 +2,8 @@
 import Glibc
 #endif
 import LAIO
+import LAIOTestSupport
 import Testing
-import SystemPackage
 
 @Suite("Backpressure and process boundaries")
 struct BoundaryTests {
@@ -33,15 +33,9 @@ struct BoundaryTests {
             #expect(throws: Errno.resourceTemporarilyUnavailable) { try laio.submit(.read(fd: pipes[0].0, buffer: byte(0))) }
             // Load falls to nothing: every call is reported once and the context is empty again.
             for i in 1...capacity { #expect(write(pipes[i].1, "b", 1) == 1) }
-            var seen = Set<Handle>()
-            let deadline = ContinuousClock.now + .seconds(10)
-            while seen.count < capacity && ContinuousClock.now < deadline {
-                for completion in try laio.poll(maximum: 64, timeout: .milliseconds(100)) {
-                    #expect(seen.insert(completion.handle).inserted, "reported twice: \(completion.handle)")
-                    #expect(completion.result == .success(1))
-                }
+            for (handle, result) in try collect(Set(handles), in: laio, timeout: .seconds(10)) {
+                #expect(result == .success(1), "cycle \(cycle): \(handle)")
             }
-            #expect(seen == Set(handles), "cycle \(cycle)")
             #expect(laio.outstandingCount == 0)
         }
     }

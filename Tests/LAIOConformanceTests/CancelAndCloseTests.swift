@@ -2,8 +2,8 @@
 import Glibc
 #endif
 import LAIO
+import LAIOTestSupport
 import Testing
-import SystemPackage
 
 @Suite("Cancel, close and bad input")
 struct CancelAndCloseTests {
@@ -39,15 +39,8 @@ struct CancelAndCloseTests {
             handles.append(handle)
         }
         for handle in handles.reversed() { try laio.cancel(handle) }
-        var seen: [Handle: Result<Int, Errno>] = [:]
-        let deadline = ContinuousClock.now + .seconds(10)
-        while seen.count < handles.count && ContinuousClock.now < deadline {
-            for completion in try laio.poll(maximum: 16, timeout: .milliseconds(100)) {
-                #expect(seen.updateValue(completion.result, forKey: completion.handle) == nil, "reported twice")
-            }
-        }
-        #expect(Set(seen.keys) == Set(handles))
-        #expect(seen.values.allSatisfy { $0 == .failure(.canceled) })
+        let results = try collect(Set(handles), in: laio, timeout: .seconds(10))
+        #expect(results.values.allSatisfy { $0 == .failure(.canceled) })
         try expectNoCompletion(in: laio)
     }
 

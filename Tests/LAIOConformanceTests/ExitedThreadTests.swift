@@ -2,9 +2,8 @@
 import Glibc
 #endif
 import LAIO
-import LAIOCore  // Locked
+import LAIOTestSupport
 import Testing
-import SystemPackage
 
 /// A call outlives the thread that made it: on every backend, calls submitted by threads
 /// that exit at once are each reported exactly once, with their real result (io_uring ties
@@ -20,7 +19,7 @@ struct ExitedThreadTests {
             defer { jobs.closeAll() }
             let asynchronous = kind != .blocking
             // On `blocking` each thread waits in its call, so it is joined after the data came.
-            let threads = jobs.all.map { job in Thread.detached { job.submit(laio) } }
+            let threads = jobs.all.map { job in TestThread { job.submit(laio) } }
             if asynchronous { threads.forEach { $0.join() } }
             jobs.provideData()
             if !asynchronous {
@@ -56,7 +55,7 @@ struct ExitedThreadTests {
             #expect(accepted == jobs.perKind)
             #expect(jobs.listenerEmpty, "a connection was left behind")
             // Each file was opened once, and its descriptor was the one reported.
-            #expect(descriptors(under: "\(directory)/open-") == 0, "a descriptor leaked: an open ran twice")
+            #expect(openDescriptors(under: "\(directory)/open-") == 0, "a descriptor leaked: an open ran twice")
             #expect(laio.outstandingCount == 0)
         }
     }
@@ -82,11 +81,11 @@ struct ExitedThreadTests {
         let peer = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: 1)
         defer { peer.deallocate() }
         peer.initialize(to: address)
-        let job = Locked<Outcome?>(nil)
+        let job = LockBox<Outcome?>(nil)
         let operation = peer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             Operation.connect(fd: client, address: $0, length: socklen_t(MemoryLayout<sockaddr_in>.size))
         }
-        let thread = Thread.detached { job.withLock { $0 = (try? laio.submit(operation)) ?? .completed(.failure(.resourceTemporarilyUnavailable)) } }
+        let thread = TestThread { job.withLock { $0 = (try? laio.submit(operation)) ?? .completed(.failure(.resourceTemporarilyUnavailable)) } }
         if kind != .blocking { thread.join() }
         // Room in the queue: the retransmitted SYN (a second or so later) is accepted.
         for _ in fillers { close(accept(listener, nil, nil)) }
@@ -121,7 +120,7 @@ struct ExitedThreadTests {
             // cancel must win and nothing be run again afterwards. (The race of a cancel with
             // the run again, a payload written and cancelled at once, is laio-stress's.)
             for job in jobs.all {
-                Thread.detached { job.submit(laio) }.join()
+                TestThread { job.submit(laio) }.join()
                 if case let .inProgress(handle)? = job.outcome { try laio.cancel(handle) }
             }
             let results = try jobs.collect(from: laio, drainingSends: false)
@@ -147,7 +146,7 @@ struct ExitedThreadTests {
             let jobs = try ExitedThreadJobs(directory: directory, perKind: 12, sleep: .seconds(600),
                                             kinds: [.pipeRead, .recv, .accept, .send, .pipeWrite, .sleep])
             defer { jobs.closeAll() }
-            jobs.all.map { job in Thread.detached { job.submit(laio) } }.forEach { $0.join() }
+            jobs.all.map { job in TestThread { job.submit(laio) } }.forEach { $0.join() }
             laio.close()
             let results = try jobs.collect(from: laio, drainingSends: false)
             for job in jobs.all {
@@ -173,23 +172,6 @@ struct ExitedThreadTests {
             #expect(jobs.acceptQueued() == jobs.perKind, "a connection was accepted after close")
         }
     }
-}
-
-/// How many of the process's descriptors refer to paths that start with `prefix`. (A count
-/// of all descriptors would see the tests that run meanwhile in the same process.)
-func descriptors(under prefix: String) -> Int {
-    guard let directory = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(directory) }
-    var count = 0
-    var target = [CChar](repeating: 0, count: 512)
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-        let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
-        guard length > 0 else { continue }
-        target[length] = 0
-        if target.withUnsafeBufferPointer({ String(cString: $0.baseAddress!) }).hasPrefix(prefix) { count += 1 }
-    }
-    return count
 }
 
 /// Calls of every kind that waits, each with its own channel: pipe reads and TCP recvs that

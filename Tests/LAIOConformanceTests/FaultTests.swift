@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import LAIO
+import LAIOTestSupport
 import Testing
 
 /// The faultfs mount the fault tests run on (tools/faultfs), and the directory it mirrors.

@@ -2,8 +2,8 @@
 import Glibc
 #endif
 import LAIO
+import LAIOTestSupport
 import Testing
-import SystemPackage
 
 @Suite("Files")
 struct FileTests {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import LAIO
+import LAIOTestSupport
 import Testing
 
 @Suite("swift-system's vocabulary")

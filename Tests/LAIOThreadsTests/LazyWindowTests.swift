@@ -2,8 +2,8 @@
 import Glibc
 #endif
 import LAIO
+import LAIOTestSupport
 import Testing
-import SystemPackage
 
 /// Tests of the `threads` backend's own settings: the lazy window, the pool size and
 /// the bound on outstanding operations.
@@ -31,14 +31,9 @@ struct ThreadPoolTests {
         }
         #expect(handles.count + synchronous == 51)
         try laio.cancel(sleeper)
-        var seen = Set<Handle>()
-        while seen.count < handles.count {
-            for completion in try laio.poll(maximum: 64, timeout: .seconds(5)) {
-                #expect(completion.result == (completion.handle == sleeper ? .failure(.canceled) : .success(Int(getpid()))))
-                #expect(seen.insert(completion.handle).inserted)
-            }
+        for (handle, result) in try collect(handles, in: laio) {
+            #expect(result == (handle == sleeper ? .failure(.canceled) : .success(Int(getpid()))), "\(handle)")
         }
-        #expect(seen == handles)
     }
 
     @Test("a call that finishes inside the lazy window returns synchronously")
@@ -84,11 +79,7 @@ struct ThreadPoolTests {
             return
         }
         #expect(Glibc.write(w, "!", 1) == 1)
-        var results: [Handle: Result<Int, Errno>] = [:]
-        while results.count < 2 {
-            for completion in try laio.poll(maximum: 4, timeout: .seconds(5)) { results[completion.handle] = completion.result }
-        }
-        #expect(results == [blocked: .success(1), queued: .success(Int(getpid()))])
+        #expect(try collect([blocked, queued], in: laio) == [blocked: .success(1), queued: .success(Int(getpid()))])
     }
 
     @Test("at capacity, a credit returned by poll always finds a free slot (completed and cancelled calls)")
@@ -101,7 +92,7 @@ struct ThreadPoolTests {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
         defer { buffer.deallocate() }
         for round in 0..<5_000 {
-            let handle = try submitBlockedReadForTest(laio, fd: r, into: buffer)
+            let handle = try submitBlockedRead(laio, fd: r, into: buffer)
             if round % 2 == 0 {
                 #expect(Glibc.write(w, "x", 1) == 1)
                 #expect(try laio.poll(maximum: 1, timeout: .seconds(5)).first?.handle == handle)
@@ -112,7 +103,7 @@ struct ThreadPoolTests {
             }
         }
         // A call queued behind a busy worker and cancelled there.
-        let blocker = try submitBlockedReadForTest(laio, fd: r, into: buffer)
+        let blocker = try submitBlockedRead(laio, fd: r, into: buffer)
         #expect(throws: Errno.resourceTemporarilyUnavailable) { try laio.submit(.read(fd: r, buffer: buffer)) }
         try laio.cancel(blocker)
         _ = try laio.poll(maximum: 1, timeout: .seconds(5))
@@ -193,18 +184,4 @@ struct ThreadPoolTests {
         let message = "\(ContextError.unknownBackend("fast"))"
         #expect(message.contains("'fast'") && message.contains("auto, uring, threads, blocking"))
     }
-}
-
-func makePipe() throws -> (Int32, Int32) {
-    var fds: [Int32] = [0, 0]
-    guard pipe(&fds) == 0 else { throw Errno(rawValue: errno) }
-    return (fds[0], fds[1])
-}
-
-/// Submits a read of an empty pipe and returns its handle (it must go to the background).
-func submitBlockedReadForTest(_ laio: Context, fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Handle {
-    guard case let .inProgress(handle) = try laio.submit(.read(fd: fd, buffer: buffer)) else {
-        throw Errno.invalidArgument
-    }
-    return handle
 }

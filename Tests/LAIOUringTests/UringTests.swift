@@ -4,65 +4,11 @@ import Glibc
 import CLinuxShims
 import LAIO
 import LAIOCore
+import LAIOTestSupport
 import LAIOUring
 import Testing
-import SystemPackage
 
-/// Why `uring` cannot start here, or nil when it can.
-let uringUnavailable: String? = {
-    do {
-        _ = try Context(backend: .uring)
-        return nil
-    } catch {
-        return "\(error)"
-    }
-}()
-
-let uringAvailable = uringUnavailable == nil
-
-/// A new file in /var/tmp holding `count` bytes of a pattern; returns its path and bytes.
-/// Each call makes a file of its own (mkstemp), even for the same name: tests run in
-/// parallel, and two that shared a path truncated and rewrote each other's file while
-/// reading it (the pool-only `auto` checks of `withoutUring` and `blockedBySeccomp` both
-/// run under tools/no-io-uring; a pread there came back short).
-func makeFile(_ name: String, bytes count: Int, seed: UInt8) throws -> (path: String, content: [UInt8]) {
-    var template = Array("/var/tmp/laio-uring-\(name)-XXXXXX".utf8CString)
-    let fd = mkstemp(&template)
-    guard fd >= 0 else { throw Errno(rawValue: errno) }
-    let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    let content = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &+ $0 >> 12) }
-    defer { close(fd) }
-    let written = content.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    guard written == count else { throw Errno(rawValue: errno) }
-    return (path, content)
-}
-
-/// Waits for `handles`, each reported exactly once; returns their results.
-func collect(_ handles: Set<Handle>, in laio: Context, timeout: Duration = .seconds(20)) throws -> [Handle: Result<Int, Errno>] {
-    var results: [Handle: Result<Int, Errno>] = [:]
-    let deadline = ContinuousClock.now + timeout
-    var batch: [Completion] = []
-    while results.count < handles.count && ContinuousClock.now < deadline {
-        batch.removeAll(keepingCapacity: true)
-        _ = try laio.poll(into: &batch, maximum: 64, timeout: .milliseconds(100))
-        for completion in batch {
-            #expect(handles.contains(completion.handle), "stray \(completion.handle)")
-            #expect(results.updateValue(completion.result, forKey: completion.handle) == nil, "\(completion.handle) reported twice")
-        }
-    }
-    #expect(results.count == handles.count, "\(handles.count - results.count) completions never arrived")
-    return results
-}
-
-/// Runs `operation` to its end, synchronously or through poll.
-func complete(_ operation: Operation, in laio: Context) throws -> Result<Int, Errno> {
-    switch try laio.submit(operation) {
-    case let .completed(result): return result
-    case let .inProgress(handle): return try collect([handle], in: laio)[handle] ?? .failure(.canceled)
-    }
-}
-
-@Suite("io_uring backend", .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+@Suite("io_uring backend", .enabled(if: Backends.starts(.uring), Comment(rawValue: Backends.unavailableReason(.uring))))
 struct UringTests {
     @Test("at least 99% of 10,000 cached 4 KiB preads complete synchronously, with the right bytes")
     func cachedReadsAreSynchronous() throws {
@@ -164,12 +110,11 @@ struct UringTests {
             same(reference, "fstat \(target)")
         }
         // Descriptors without a path: a pipe and a socket.
-        var pipeFDs: [Int32] = [0, 0]
-        #expect(pipe(&pipeFDs) == 0)
-        defer { close(pipeFDs[0]); close(pipeFDs[1]) }
+        let pipeFDs = try makePipe()
+        defer { close(pipeFDs.0); close(pipeFDs.1) }
         let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(socketFD) }
-        for fd in [pipeFDs[0], socketFD] {
+        for fd in [pipeFDs.0, socketFD] {
             var reference = stat()
             #expect(fstat(fd, &reference) == 0)
             memset(got, 0xa5, MemoryLayout<stat>.size)
@@ -215,11 +160,10 @@ struct UringTests {
         defer { buffers.deallocate() }
         var readers: [Handle: Int] = [:]
         for i in 0..<100 {
-            var fds: [Int32] = [0, 0]
-            #expect(pipe(&fds) == 0)
-            pipes.append((fds[0], fds[1]))
+            let fds = try makePipe()
+            pipes.append(fds)
             let slice = UnsafeMutableRawBufferPointer(rebasing: buffers[i..<i + 1])
-            guard case let .inProgress(handle) = try laio.submit(.read(fd: fds[0], buffer: slice)) else {
+            guard case let .inProgress(handle) = try laio.submit(.read(fd: fds.0, buffer: slice)) else {
                 Issue.record("a read of an empty pipe completed synchronously")
                 continue
             }
@@ -297,19 +241,18 @@ struct UringTests {
     @Test("at capacity submit answers EAGAIN, and recovers once completions are polled")
     func capacity() throws {
         let laio = try Context(backend: .uring, uring: UringSettings(capacity: 8))
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
+        let fds = try makePipe()
+        defer { close(fds.0); close(fds.1) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
         defer { buffer.deallocate() }
         var handles = Set<Handle>()
         for i in 0..<8 {
             let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[i..<i + 1])
-            if case let .inProgress(handle) = try laio.submit(.read(fd: fds[0], buffer: slice)) { handles.insert(handle) }
+            if case let .inProgress(handle) = try laio.submit(.read(fd: fds.0, buffer: slice)) { handles.insert(handle) }
         }
         #expect(handles.count == 8)
         #expect(throws: Errno.resourceTemporarilyUnavailable) { try laio.submit(.nanosleep(.milliseconds(1))) }
-        #expect(write(fds[1], "12345678", 8) == 8)
+        #expect(write(fds.1, "12345678", 8) == 8)
         _ = try collect(handles, in: laio)
         #expect(try complete(.nanosleep(.milliseconds(1)), in: laio) == .success(0))
     }
@@ -317,32 +260,30 @@ struct UringTests {
     @Test("a request whose submitting thread exited is issued again by the resubmission thread and reported once, with its real result")
     func submitterThreadExit() throws {
         let laio = try Context(backend: .uring)
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
+        let fds = try makePipe()
+        defer { close(fds.0); close(fds.1) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
         defer { buffer.deallocate() }
         let address = Int(bitPattern: buffer.baseAddress)  // crosses into the thread as a plain value
-        let reader = fds[0]
+        let reader = fds.0
         /// Submits a read of the empty pipe from a thread that then exits.
         func readFromExitedThread() -> Handle? {
-            let handle = Locked<Handle?>(nil)
-            runOnThread {
+            TestThread.run {
                 let buffer = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: 8)
-                if case let .inProgress(h) = try? laio.submit(.read(fd: reader, buffer: buffer)) { handle.withLock { $0 = h } }
-            }.join()
-            return handle.withLock { $0 }
+                guard case let .inProgress(handle) = try? laio.submit(.read(fd: reader, buffer: buffer)) else { return nil }
+                return handle
+            }
         }
         let submitted = try #require(readFromExitedThread())
         // The request waits on its poll; when the data comes, the kernel fails it (ECANCELED,
         // nothing read: its completion would have run on the gone thread). That is not
         // reported: the call runs again from the backend's own thread and reads the data.
         #expect(try laio.poll(maximum: 4, timeout: .milliseconds(50)).isEmpty)
-        #expect(write(fds[1], "xyz", 3) == 3)
+        #expect(write(fds.1, "xyz", 3) == 3)
         let results = try collect([submitted], in: laio)
         #expect(results[submitted] == .success(3))
         #expect(Array(buffer.prefix(3)) == Array("xyz".utf8))
-        var entry = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+        var entry = pollfd(fd: fds.0, events: Int16(POLLIN), revents: 0)
         #expect(poll(&entry, 1, 0) == 0, "the payload was read once, by the call")
 
         // Closing with such a request in flight cancels it too, and returns.
@@ -371,15 +312,14 @@ extension UringTests {
             #expect(try laio.submit(.read(fd: zero, buffer: buffer)) == .completed(.success(64)))
         }
         #expect(!readable(), "inline completions were consumed by submit")
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
-        guard case let .inProgress(handle) = try laio.submit(.read(fd: fds[0], buffer: buffer)) else {
+        let fds = try makePipe()
+        defer { close(fds.0); close(fds.1) }
+        guard case let .inProgress(handle) = try laio.submit(.read(fd: fds.0, buffer: buffer)) else {
             Issue.record("a read of an empty pipe completed synchronously")
             return
         }
         #expect(!readable())
-        #expect(write(fds[1], "z", 1) == 1)
+        #expect(write(fds.1, "z", 1) == 1)
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         #expect(poll(&entry, 1, 5_000) == 1, "a completion in the ring makes it readable")
         #expect(try laio.poll(maximum: 4, timeout: .zero) == [Completion(handle: handle, result: .success(1))])
@@ -389,22 +329,21 @@ extension UringTests {
     @Test("a poll asleep on the ring wakes when another thread's submit reaps its completion, 100 times")
     func wakeUpThroughAnotherSubmitter() throws {
         let laio = try Context(backend: .uring)
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
+        let fds = try makePipe()
+        defer { close(fds.0); close(fds.1) }
         let zero = open("/dev/zero", O_RDONLY)
         defer { close(zero) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 8)
         defer { buffer.deallocate() }
         let address = Int(bitPattern: buffer.baseAddress)  // crosses into the thread as a plain value
-        let (reader, writer) = (fds[0], fds[1])
+        let (reader, writer) = (fds.0, fds.1)
         for round in 0..<100 {
             // A helper thread submits a read of the empty pipe, makes it completable, and
             // submits a call of its own: the kernel posts the read's completion while that
             // submit is in the kernel, and the submit reaps it into the completion queue.
             // This thread is asleep in poll all along and must be woken by the queue.
-            let handle = Locked<Handle?>(nil)
-            let helper = runOnThread {
+            let handle = LockBox<Handle?>(nil)
+            let helper = TestThread {
                 let target = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: 1)
                 usleep(1_000)  // let the poll below go to sleep first
                 if case let .inProgress(h) = try? laio.submit(.read(fd: reader, buffer: target)) { handle.withLock { $0 = h } }
@@ -437,26 +376,4 @@ func setupFailureMessages() {
     #expect(memlock.contains("ENOMEM") && memlock.contains("RLIMIT_MEMLOCK"))
     // Other backends' errors carry no io_uring hint.
     #expect(!ContextError.setupFailed(.threads, .noMemory).description.contains("RLIMIT_MEMLOCK"))
-}
-
-/// A plain thread of its own (so that it can exit while its requests wait), joined by the caller.
-struct PlainThread {
-    let thread: pthread_t
-    func join() { pthread_join(thread, nil) }
-}
-
-func runOnThread(_ body: @escaping @Sendable () -> Void) -> PlainThread {
-    final class Body: Sendable {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
-    var thread = pthread_t()
-    // Retained here, taken back once by the new thread.
-    let box = Unmanaged.passRetained(Body(body)).toOpaque()
-    let rc = pthread_create(&thread, nil, { raw in
-        Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue().run()
-        return nil
-    }, box)
-    precondition(rc == 0, "pthread_create failed")
-    return PlainThread(thread: thread)
 }

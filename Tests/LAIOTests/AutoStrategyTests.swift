@@ -2,10 +2,9 @@
 import Glibc
 #endif
 @testable import LAIO
-import LAIOCore
+import LAIOTestSupport
 import Synchronization
 import Testing
-import SystemPackage
 
 /// The errno io_uring is blocked with when the tests run under tools/no-io-uring
 /// (scripts/test sets LAIO_EXPECT_IO_URING_BLOCKED=eperm|enosys), nil otherwise.
@@ -23,7 +22,7 @@ private let uringAndPool = RoutePlan(inlineFirst: false, destination: .uring)
 @Suite("auto strategy")
 struct AutoStrategyTests {
     @Test("each kind's route: io_uring where the kernel runs it, the pool for sendfile and raw calls, reads inline first",
-          .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+          .enabled(if: Backends.starts(.uring), Comment(rawValue: Backends.unavailableReason(.uring))))
     func routes() throws {
         let laio = try Context(backend: .auto)
         #expect(laio.uringUnavailableReason == nil)
@@ -45,7 +44,7 @@ struct AutoStrategyTests {
     }
 
     @Test("every call is counted once, on the route it took, with the right result",
-          .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+          .enabled(if: Backends.starts(.uring), Comment(rawValue: Backends.unavailableReason(.uring))))
     func statistics() throws {
         let laio = try Context(backend: .auto)
         let (path, content) = try makeFile("auto-stats", bytes: 6000, seed: 3)
@@ -73,17 +72,16 @@ struct AutoStrategyTests {
         #expect(laio.statistics?.inline == stats.inline + 1)
 
         // A read of an empty pipe waits in the ring; a raw getpid runs on the pool.
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
+        let fds = try makePipe()
+        defer { close(fds.0); close(fds.1) }
         stats = try #require(laio.statistics)
-        guard case let .inProgress(handle) = try laio.submit(.read(fd: fds[0], buffer: buffer)) else {
+        guard case let .inProgress(handle) = try laio.submit(.read(fd: fds.0, buffer: buffer)) else {
             Issue.record("a read of an empty pipe completed at once")
             return
         }
         #expect(handle.rawValue >> 63 == 0, "ring handles leave bit 63 clear")
         #expect(laio.statistics?.uringBackground == stats.uringBackground + 1)
-        #expect(write(fds[1], "ping", 4) == 4)
+        #expect(write(fds.1, "ping", 4) == 4)
         #expect(try collect([handle], in: laio)[handle] == .success(4))
         #expect(try complete(.syscall(number: SyscallNumber.getpid), in: laio) == .success(Int(getpid())))
         let after = try #require(laio.statistics)
@@ -112,7 +110,7 @@ struct AutoStrategyTests {
     }
 
     @Test("a pool completion wakes a poll asleep on the ring, and a ring completion wakes it, 2,000 times each",
-          .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+          .enabled(if: Backends.starts(.uring), Comment(rawValue: Backends.unavailableReason(.uring))))
     func oneWaitCoversBoth() throws {
         let laio = try Context(backend: .auto)
         let rounds = 4_000
@@ -121,7 +119,7 @@ struct AutoStrategyTests {
         let stop = Atomic<Bool>(false)
         // One thread sleeps in poll; every completion must wake it. Its timeout (30 s) is far
         // beyond the 5 s within which each completion must be seen, so only a wake-up counts.
-        let poller = runOnThread {
+        let poller = TestThread {
             var batch: [Completion] = []
             while received.load(ordering: .acquiring) < rounds && !stop.load(ordering: .acquiring) {
                 batch.removeAll(keepingCapacity: true)
@@ -179,7 +177,7 @@ struct AutoStrategyTests {
     }
 
     @Test("a call io_uring refuses is run again on the pool, once, and its kind moves there when the pool ran it",
-          .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+          .enabled(if: Backends.starts(.uring), Comment(rawValue: Backends.unavailableReason(.uring))))
     func refusalMovesTheKind() throws {
         var settings = AutoSettings()
         // io_uring is made to refuse every stat (EOPNOTSUPP) and every pread that reaches it (EINVAL).
@@ -226,29 +224,28 @@ struct AutoStrategyTests {
     }
 
     @Test("positioned writes of a pipe answer ESPIPE as pwrite(2) does; reads do when tried inline",
-          .enabled(if: uringAvailable, Comment(rawValue: uringUnavailable ?? "")))
+          .enabled(if: Backends.starts(.uring), Comment(rawValue: Backends.unavailableReason(.uring))))
     func positionedCallsOfAPipe() throws {
         let laio = try Context(backend: .auto)
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
-        #expect(write(fds[1], "data", 4) == 4)
+        let fds = try makePipe()
+        defer { close(fds.0); close(fds.1) }
+        #expect(write(fds.1, "data", 4) == 4)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
         defer { buffer.deallocate() }
         let espipe = Errno(rawValue: ESPIPE)
-        #expect(try complete(.pread(fd: fds[0], buffer: buffer, offset: 0), in: laio) == .failure(espipe))
-        #expect(try complete(.pwrite(fd: fds[1], buffer: UnsafeRawBufferPointer(buffer), offset: 0), in: laio) == .failure(espipe))
+        #expect(try complete(.pread(fd: fds.0, buffer: buffer, offset: 0), in: laio) == .failure(espipe))
+        #expect(try complete(.pwrite(fd: fds.1, buffer: UnsafeRawBufferPointer(buffer), offset: 0), in: laio) == .failure(espipe))
         // Nothing was read or written: the pipe holds its 4 bytes.
-        #expect(try complete(.read(fd: fds[0], buffer: buffer), in: laio) == .success(4))
+        #expect(try complete(.read(fd: fds.0, buffer: buffer), in: laio) == .success(4))
         // A negative offset is EINVAL first, as pwrite(2) answers; a bad descriptor EBADF.
-        #expect(try complete(.pwrite(fd: fds[1], buffer: UnsafeRawBufferPointer(buffer), offset: -1), in: laio)
+        #expect(try complete(.pwrite(fd: fds.1, buffer: UnsafeRawBufferPointer(buffer), offset: -1), in: laio)
                 == .failure(.invalidArgument))
         #expect(try complete(.pwrite(fd: -1, buffer: UnsafeRawBufferPointer(buffer), offset: 0), in: laio) == .failure(.badFileDescriptor))
         // Without inline-first a positioned read reaches the ring, which reads the stream
         // (the difference of `uring`; a probe would cost every cached read a system call).
         let plain = try Context(backend: .auto, auto: AutoSettings(inlineFirst: []))
-        #expect(write(fds[1], "more", 4) == 4)
-        #expect(try complete(.pread(fd: fds[0], buffer: buffer, offset: 0), in: plain) == .success(4))
+        #expect(write(fds.1, "more", 4) == 4)
+        #expect(try complete(.pread(fd: fds.0, buffer: buffer, offset: 0), in: plain) == .success(4))
     }
 
     @Test("with io_uring switched off, everything runs on the pool and cached reads never leave the caller")
@@ -320,15 +317,14 @@ private func expectPoolOnlyAutoWorks(_ laio: Context) throws {
     #expect(Array(buffer) == Array(content[4096...]))
     #expect((laio.statistics?.inline ?? 0) >= 45)
 
-    var fds: [Int32] = [0, 0]
-    #expect(pipe(&fds) == 0)
-    defer { close(fds[0]); close(fds[1]) }
-    guard case let .inProgress(handle) = try laio.submit(.read(fd: fds[0], buffer: buffer)) else {
+    let fds = try makePipe()
+    defer { close(fds.0); close(fds.1) }
+    guard case let .inProgress(handle) = try laio.submit(.read(fd: fds.0, buffer: buffer)) else {
         Issue.record("a read of an empty pipe completed at once")
         return
     }
     #expect(handle.rawValue >> 63 == 1, "pool handles carry bit 63")
-    #expect(write(fds[1], "pong", 4) == 4)
+    #expect(write(fds.1, "pong", 4) == 4)
     #expect(try collect([handle], in: laio)[handle] == .success(4))
     #expect(laio.statistics?.threadsBackground == 1)
     #expect(laio.outstandingCount == 0)
