@@ -262,7 +262,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
     }
 
     var details: String {
-        "auto: " + (ring.map { "io_uring (flags \($0.setupFlags)) for what it runs, " } ?? "")
+        "auto: " + (ring.map { "io_uring (flags \($0.setupFlags), \($0.fileWorkersDetails)) for what it runs, " } ?? "")
             + "thread pool (\(pool.settings.workers) workers, idle spin \(pool.settings.idleSpin.nanoseconds / 1000) µs) for "
             + (uringUnavailable.map { "everything; io_uring not used: \($0)" } ?? "the rest")
             + (route(for: .pread).inlineFirst ? "; cached reads tried inline first" : "")

@@ -59,6 +59,14 @@ package final class UringBackend: Backend, @unchecked Sendable {
     private let statxArea: UnsafeMutableRawPointer
     /// The kinds this kernel's io_uring runs, one bit per kind (`runs`).
     private let runnable: UInt64
+    /// What became of `UringSettings.maximumFileWorkers`.
+    package let fileWorkers: FileWorkers
+
+    package enum FileWorkers: Equatable, Sendable {
+        case kernelDefault
+        case set(Int, previous: Int)
+        case refused(Errno)
+    }
     private let ringFD: Int32
     private let state: Locked<RingState>
 
@@ -100,7 +108,8 @@ package final class UringBackend: Backend, @unchecked Sendable {
     package init(settings: UringSettings, completions: CompletionQueue) throws(Errno) {
         guard settings.entries > 0, settings.entries <= 32_768, settings.completionEntries >= 0,
               settings.completionEntries <= 65_536, settings.capacity > 0, settings.capacity <= UringSettings.maximumCapacity,
-              !settings.flagLadder.isEmpty, settings.flagLadder.allSatisfy({ $0.isDisjoint(with: UringSetupFlags.refused) })
+              !settings.flagLadder.isEmpty, settings.flagLadder.allSatisfy({ $0.isDisjoint(with: UringSetupFlags.refused) }),
+              settings.maximumFileWorkers.map({ $0 > 0 && $0 <= 4096 }) ?? true
         else { throw .invalidArgument }
         self.completions = completions
 
@@ -157,6 +166,17 @@ package final class UringBackend: Backend, @unchecked Sendable {
             io_uring_free_probe(probe)
         }
         self.runnable = Self.runnableKinds(supported: supported)
+
+        // io-wq's two limits: [0] bounded (file work), [1] unbounded (sockets, pipes); 0
+        // leaves one as it is. The kernel keeps them for the ring and applies them to every
+        // thread that submits to it. After the call the array holds the old limits.
+        if let workers = settings.maximumFileWorkers {
+            var limits: [UInt32] = [UInt32(workers), 0]
+            let answer = io_uring_register_iowq_max_workers(ring, &limits)
+            self.fileWorkers = answer == 0 ? .set(workers, previous: Int(limits[0])) : .refused(Errno(rawValue: -answer))
+        } else {
+            self.fileWorkers = .kernelDefault
+        }
 
         self.ringFD = ring.pointee.ring_fd
         slots = slotMemory.bindMemory(to: UringSlot.self, capacity: settings.capacity)
@@ -671,7 +691,17 @@ package final class UringBackend: Backend, @unchecked Sendable {
     }
 
     package var details: String {
-        "io_uring: flags \(setupFlags), \(submissionEntries) SQ / \(completionEntries) CQ entries, capacity \(capacity)"
+        "io_uring: flags \(setupFlags), \(submissionEntries) SQ / \(completionEntries) CQ entries, capacity \(capacity), "
+            + fileWorkersDetails
+    }
+
+    /// The io-wq bound for file work, in words.
+    package var fileWorkersDetails: String {
+        switch fileWorkers {
+        case .kernelDefault: "file workers: the kernel's default"
+        case let .set(workers, previous): "file workers: up to \(workers) (kernel default \(previous))"
+        case let .refused(error): "file workers: the kernel's default (IORING_REGISTER_IOWQ_MAX_WORKERS: \(error))"
+        }
     }
 
     // MARK: - The opcode table

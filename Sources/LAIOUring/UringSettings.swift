@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import CLiburing
 
 /// Settings of the `uring` backend.
@@ -21,13 +26,30 @@ public struct UringSettings: Sendable, Equatable {
     /// The flags of `UringSetupFlags.refused` (SINGLE_ISSUER, DEFER_TASKRUN, SQPOLL, IOPOLL,
     /// SQE128, CQE32) are refused with `EINVAL` (see there and `UringSetupFlags.defaultLadder`).
     public var flagLadder: [UringSetupFlags]
+    /// The most io-wq workers the kernel runs for this ring's blocking file work (reads and
+    /// writes of files without a non-blocking form, opens, stats: io-wq's "bounded" class),
+    /// set with IORING_REGISTER_IOWQ_MAX_WORKERS for every thread that submits. nil keeps
+    /// the kernel's default, min(`entries`, 4 × CPUs). Calls that wait on slow storage (a
+    /// network file system, FUSE) each hold a worker, so the bound is how many of them wait
+    /// at once. Kernels before 5.15 cannot set it; `details` then says so. 1...4096.
+    ///
+    /// The default, `defaultFileWorkers`, is 64 or 4 × CPUs if that is more: on storage
+    /// where each call waits milliseconds the kernel's 8 on two CPUs made io_uring a
+    /// quarter as fast as the thread pool (BENCHMARKS.md, "Slow storage"). io-wq starts
+    /// workers only when calls wait and lets idle ones go, so the bound costs nothing
+    /// while storage is fast.
+    public var maximumFileWorkers: Int?
+    /// 64, or 4 × the CPUs online if that is more.
+    public static let defaultFileWorkers = max(64, 4 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
     public init(entries: Int = 256, completionEntries: Int = 0, capacity: Int = 16_384,
-                flagLadder: [UringSetupFlags] = UringSetupFlags.defaultLadder) {
+                flagLadder: [UringSetupFlags] = UringSetupFlags.defaultLadder,
+                maximumFileWorkers: Int? = UringSettings.defaultFileWorkers) {
         self.entries = entries
         self.completionEntries = completionEntries
         self.capacity = capacity
         self.flagLadder = flagLadder
+        self.maximumFileWorkers = maximumFileWorkers
     }
 }
 

@@ -17,6 +17,12 @@ struct ServerOptions {
     var maxConnections = 256
     var idleTimeout: Duration = .seconds(30)
     var accessLog: String? = nil
+    /// io_uring's bound on workers for blocking file work (`UringSettings.maximumFileWorkers`);
+    /// nil: the library's default.
+    var fileWorkers: Int? = nil
+    /// The thread pool's workers; nil: the library's default (in `laio` network mode, one
+    /// per connection).
+    var poolWorkers: Int? = nil
 }
 
 /// What a background LAIO call was for.
@@ -79,7 +85,7 @@ final class Server {
         rootFD = open(options.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw ServerError.system("--root \(options.root)", errno) }
 
-        laio = try sockets.makeContext(options.backend ?? BackendKind.fromEnvironment(), maxConnections: options.maxConnections)
+        laio = try sockets.makeContext(options.backend ?? BackendKind.fromEnvironment(), options: options)
         listener = try Listener(host: options.host, port: options.port)
         accessLog = try options.accessLog.map { try AccessLog(path: $0) }
         completions.reserveCapacity(256)

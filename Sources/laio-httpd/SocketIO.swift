@@ -31,7 +31,7 @@ protocol SocketIO: AnyObject {
     var signalDescriptorFlags: Int32 { get }
     /// The LAIO context for `kind`; throws `ServerError.usage` for a backend this mode
     /// cannot run on.
-    func makeContext(_ kind: BackendKind, maxConnections: Int) throws -> Context
+    func makeContext(_ kind: BackendKind, options: ServerOptions) throws -> Context
     /// Before the first turn of the loop: starts waiting for connections and signals.
     func start(_ server: Server) throws
     /// One turn of the loop: waits up to `timeout` nanoseconds for sockets, signals and
@@ -62,8 +62,10 @@ final class LAIOSocketIO: SocketIO {
 
     /// On `threads` (and on `auto` without io_uring) an idle connection keeps a pool worker
     /// in recv, so the pool gets one per connection.
-    func makeContext(_ kind: BackendKind, maxConnections: Int) throws -> Context {
-        let perConnection = ThreadPoolSettings(workers: min(maxConnections + 16, ThreadPoolSettings.maximumWorkers))
+    func makeContext(_ kind: BackendKind, options: ServerOptions) throws -> Context {
+        let perConnection = ThreadPoolSettings(workers: options.poolWorkers
+            ?? min(options.maxConnections + 16, ThreadPoolSettings.maximumWorkers))
+        let uring = UringSettings.forServer(options)
         switch kind {
         case .blocking:
             throw ServerError.usage("--network laio needs a backend whose calls can go to the background; with --backend "
@@ -72,14 +74,15 @@ final class LAIOSocketIO: SocketIO {
         case .threads:
             return try Context(backend: kind, threads: perConnection)
         case .auto:
-            let context = try Context(backend: .auto)
+            let context = try Context(backend: .auto, threads: options.poolWorkers.map { ThreadPoolSettings(workers: $0) },
+                                      uring: uring)
             if context.uringUnavailableReason == nil { return context }
             context.close()
             var settings = perConnection
             settings.idleSpin = .zero
-            return try Context(backend: .auto, threads: settings)
+            return try Context(backend: .auto, threads: settings, uring: uring)
         case .uring:
-            return try Context(backend: kind)
+            return try Context(backend: kind, uring: uring)
         }
     }
 
@@ -136,8 +139,9 @@ final class NonblockingSocketIO: SocketIO {
     // epoll reads the signalfd, so it is non-blocking.
     var signalDescriptorFlags: Int32 { Int32(SFD_CLOEXEC) | Int32(SFD_NONBLOCK) }
 
-    func makeContext(_ kind: BackendKind, maxConnections: Int) throws -> Context {
-        try Context(backend: kind)
+    func makeContext(_ kind: BackendKind, options: ServerOptions) throws -> Context {
+        try Context(backend: kind, threads: options.poolWorkers.map { ThreadPoolSettings(workers: $0) },
+                    uring: UringSettings.forServer(options))
     }
 
     func start(_ server: Server) throws {
@@ -225,5 +229,14 @@ final class NonblockingSocketIO: SocketIO {
         event.events = events
         event.data.u64 = data
         _ = epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event)
+    }
+}
+
+extension UringSettings {
+    /// The defaults, with the server's bound on io_uring's file workers when it gives one.
+    static func forServer(_ options: ServerOptions) -> UringSettings {
+        var settings = UringSettings()
+        if let workers = options.fileWorkers { settings.maximumFileWorkers = workers }
+        return settings
     }
 }

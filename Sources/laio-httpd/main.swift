@@ -53,6 +53,17 @@ struct HTTPDCommand: ParsableCommand {
         """, valueName: "file"))
     var accessLog: String?
 
+    @Option(help: ArgumentHelp("""
+        The most io_uring workers for blocking file work (opens, stats, reads of files without a non-blocking form) \
+        on uring and auto (default: the library's).
+        """, valueName: "n"))
+    var fileWorkers: Int?
+
+    @Option(help: ArgumentHelp("""
+        Thread-pool workers on threads and auto (default: the library's; with --network laio, one per connection).
+        """, valueName: "n"))
+    var poolWorkers: Int?
+
     func validate() throws {
         guard !root.isEmpty else { throw ValidationError("--root is required") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
@@ -60,12 +71,16 @@ struct HTTPDCommand: ParsableCommand {
         guard idleTimeout > 0 && idleTimeout <= 86400 else {
             throw ValidationError("--idle-timeout must be a number of seconds in (0, 86400]")
         }
+        if let fileWorkers, !(1...4096).contains(fileWorkers) { throw ValidationError("--file-workers must be 1...4096") }
+        if let poolWorkers, !(1...ThreadPoolSettings.maximumWorkers).contains(poolWorkers) {
+            throw ValidationError("--pool-workers must be 1...\(ThreadPoolSettings.maximumWorkers)")
+        }
     }
 
     var options: ServerOptions {
         ServerOptions(root: root, host: host, port: UInt16(port), backend: backend, network: network,
                       maxConnections: maxConnections, idleTimeout: .nanoseconds(Int64(idleTimeout * 1e9)),
-                      accessLog: accessLog)
+                      accessLog: accessLog, fileWorkers: fileWorkers, poolWorkers: poolWorkers)
     }
 }
 

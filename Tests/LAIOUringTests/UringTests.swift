@@ -179,6 +179,28 @@ struct UringTests {
         #expect(laio.outstandingCount == 0)
     }
 
+    @Test("the bound on io_uring's file workers is set for the ring, refused out of range, and said in details")
+    func fileWorkers() throws {
+        let queue = try CompletionQueue(capacity: 16)
+        let bounded = try UringBackend(settings: UringSettings(maximumFileWorkers: 96), completions: queue)
+        defer { bounded.shutdown() }
+        guard case let .set(workers, previous) = bounded.fileWorkers else {
+            Issue.record("IORING_REGISTER_IOWQ_MAX_WORKERS was refused on this kernel: \(bounded.fileWorkers)")
+            return
+        }
+        #expect(workers == 96 && previous > 0)
+        #expect(bounded.details.contains("file workers: up to 96"))
+        let kernelDefault = try UringBackend(settings: UringSettings(maximumFileWorkers: nil), completions: queue)
+        defer { kernelDefault.shutdown() }
+        #expect(kernelDefault.fileWorkers == .kernelDefault)
+        #expect(UringSettings().maximumFileWorkers == UringSettings.defaultFileWorkers)
+        for bad in [0, -1, 4097] {
+            #expect(throws: Errno.invalidArgument) {
+                _ = try UringBackend(settings: UringSettings(maximumFileWorkers: bad), completions: queue)
+            }
+        }
+    }
+
     @Test("the ring takes the first flag set the kernel accepts, and says which")
     func flagLadder() throws {
         let queue = try CompletionQueue(capacity: 16)
