@@ -29,11 +29,13 @@ public struct ThreadPoolSettings: Sendable, Equatable {
     public static let maximumWorkers = 1024
     public static let maximumCapacity = 1 << 20
 
-    /// The pool of the `auto` strategy when io_uring cannot be used: as the defaults, but
-    /// idle workers park at once. It then carries every call that blocks (cached reads are
-    /// answered inline before it), so a quick hand-off buys little and spinning workers take
-    /// CPU from the ones doing I/O (measured in BENCHMARKS.md, "auto").
-    public static let withoutUring = ThreadPoolSettings(idleSpin: .zero)
+    /// The pool of the `auto` strategy when io_uring cannot be used: idle workers park at
+    /// once, and there are 64 of them. It then carries every call that blocks (cached reads
+    /// are answered inline before it), so a quick hand-off buys little and spinning workers
+    /// take CPU from the ones doing I/O (measured in BENCHMARKS.md, "auto"); and on slow
+    /// storage each call that waits holds a worker, so 16 made it the bound (BENCHMARKS.md,
+    /// "Slow storage"). Parked workers cost a stack each, no CPU.
+    public static let withoutUring = ThreadPoolSettings(workers: 64, idleSpin: .zero)
 
     /// Defaults measured on a 2-core machine (see README, "Choosing the defaults").
     public init(workers: Int = 16, lazyWindow: Duration = .microseconds(10), capacity: Int = 16_384,
