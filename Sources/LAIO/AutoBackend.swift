@@ -121,8 +121,9 @@ final class AutoBackend: Backend, @unchecked Sendable {
         }
         let bit = kind.bit
         var wouldBlock = false
+        var noNonBlockingForm = false
         if inlineKinds & bit != 0 {
-            if let result = runInline(typed) {
+            if let result = runInline(typed, noNonBlockingForm: &noNonBlockingForm) {
                 counters.inline.increment()
                 return .completed(result)
             }
@@ -140,7 +141,9 @@ final class AutoBackend: Backend, @unchecked Sendable {
             if let ringRefusal, let refusal = ringRefusal(typed) {
                 return try rerunOnPool(operation, kind: kind, refused: refusal)
             }
-            let outcome = try ring.submit(typed)
+            // A read of a file without a non-blocking form goes straight to a worker: the
+            // kernel's own non-blocking try could wait in this thread (see UringBackend).
+            let outcome = try ring.submit(typed, toWorker: noNonBlockingForm)
             switch outcome {
             case .inProgress:
                 counters.uringBackground.increment()
@@ -203,8 +206,9 @@ final class AutoBackend: Backend, @unchecked Sendable {
     /// Tries `operation` with its non-blocking form. Returns the result when that form
     /// answered for good; nil when the call would block (or cannot be answered inline
     /// exactly as the blocking call would answer it) and must go on to its route.
+    /// `noNonBlockingForm` is set when the file has no non-blocking reads (EOPNOTSUPP).
     @inline(__always)
-    private func runInline(_ operation: Operation) -> Result<Int, Errno>? {
+    private func runInline(_ operation: Operation, noNonBlockingForm: inout Bool) -> Result<Int, Errno>? {
         let answer: Int
         let wanted: Int
         // The buffers belong to the operation, which the caller keeps alive until submit returns.
@@ -240,7 +244,10 @@ final class AutoBackend: Backend, @unchecked Sendable {
         if answer == wanted || answer == 0 { return .success(answer) }
         if answer > 0 { return nil }
         switch Int32(-answer) {
-        case EAGAIN, EOPNOTSUPP, EINVAL: return nil
+        case EOPNOTSUPP:
+            noNonBlockingForm = true
+            return nil
+        case EAGAIN, EINVAL: return nil
         default: return .failure(Errno(rawValue: Int32(-answer)))
         }
     }

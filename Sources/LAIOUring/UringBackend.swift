@@ -229,6 +229,18 @@ package final class UringBackend: Backend, @unchecked Sendable {
     // MARK: - Submission
 
     package func submit(_ operation: Operation) throws(Errno) -> Outcome {
+        try submit(operation, toWorker: false)
+    }
+
+    /// `submit`, with `toWorker` sending the request straight to an io-wq worker
+    /// (IOSQE_ASYNC) instead of letting the kernel try it non-blocking in the caller first.
+    /// For reads of files that have no non-blocking form (preadv2 answers RWF_NOWAIT with
+    /// EOPNOTSUPP: FUSE, some network file systems): io_uring's own first try of those can
+    /// wait for the storage in the caller's thread. On FUSE with the page cache on, it asks
+    /// for the file's attributes synchronously there (milliseconds on slow storage), and
+    /// that wait, interrupted by io_uring's own task-work notification, can make the read
+    /// fail with EINTR.
+    package func submit(_ operation: Operation, toWorker: Bool) throws(Errno) -> Outcome {
         let outcome = state.withLock { state -> Result<Outcome, Errno> in
             guard !state.closed else { return .failure(.badFileDescriptor) }
             // The credit is looked at now and taken only if the call goes to the background,
@@ -247,6 +259,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
                 releaseSlot(slot, &state)
                 return .success(.completed(.failure(error)))
             }
+            if toWorker { entry.pointee.flags |= UInt8(1) << UInt8(IOSQE_ASYNC_BIT) }  // IOSQE_ASYNC
             let handle = Handle(slot: Int(slot), generation: slots[Int(slot)].generation)
             entry.pointee.user_data = handle.rawValue
             slots[Int(slot)].inFlight = true
