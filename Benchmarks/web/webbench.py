@@ -4,13 +4,19 @@
 A SPECweb99-like static file set (four size classes requested 35/50/14/1 percent, Zipf
 within a class, directories scaled with the set's size) is generated from a seed; wrk
 (Benchmarks/web/specweb.lua) asks for it at several connection counts from laio-httpd with
-every backend and network mode and from nginx (one worker) with `aio threads` and with aio
-off, in two regimes:
+every backend and network mode (and `auto` with io_uring blocked by seccomp, as under
+Docker's default profile) and from nginx (one worker) with `aio threads` and with aio off,
+in three regimes:
 
 - cached: the whole set is read once first, so every request is a page-cache hit;
 - disk-bound: the set's pages are dropped and the server runs in a memory cgroup whose cap
   is far below the set, so requests outside the hot few megabytes go to the disk. The disk
   reads during each run are counted from /proc/diskstats.
+- slow: the set is served from a faultfs mount (tools/faultfs, FUSE) that delays every
+  lookup, getattr, open and read by --slow-delay-ms, with no caching of names and
+  attributes and the page cache on, under the same memory cgroup: storage like a network
+  file system. The mount is made afresh for each server (which empties its page cache), and
+  faultfs's counts give the delayed calls per request and from them the load bound.
 
 Servers alternate within each run; with --runs N each figure is the median of N runs and
 each ratio the median of the per-run ratios. Results (JSON, CSV), a Markdown report and
@@ -22,6 +28,7 @@ import argparse
 import csv
 import datetime
 import json
+import math
 import os
 import platform
 import random
@@ -34,13 +41,29 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 CLASS_MIX = [0.35, 0.50, 0.14, 0.01]          # share of requests per size class
 CLASS_UNIT = [102.4, 1024, 10240, 102400]     # file k (1...9) of class c is k * unit bytes
 FILES_PER_CLASS = 9
 PATTERN = "/dir%05d/class%d_%d"
-LAIO_CONFIGS = [("auto", "nonblocking"), ("auto", "laio"), ("uring", "nonblocking"), ("uring", "laio"),
+# laio-httpd/VARIANT/NETWORK: VARIANT is a backend word or one of VARIANTS.
+LAIO_CONFIGS = [("auto", "nonblocking"), ("auto", "laio"), ("auto-no-io-uring", "nonblocking"),
+                ("uring", "nonblocking"), ("uring-kernel-workers", "nonblocking"), ("uring", "laio"),
                 ("threads", "nonblocking"), ("threads", "laio"), ("blocking", "nonblocking")]
 NGINX_CONFIGS = ["nginx-aio-threads", "nginx-aio-off"]
+REGIMES = ["cached", "disk", "slow"]
+# Variants that are not a backend word: the backend they run and what they show.
+VARIANTS = {
+    "auto-no-io-uring": ("auto", "`auto` under tools/no-io-uring (io_uring_setup fails with EPERM, as under "
+                                 "Docker's default seccomp profile): the configuration every Docker user gets"),
+    "uring-kernel-workers": ("uring", "`uring` with --file-workers 4 × CPUs, the kernel's own io-wq bound "
+                                      "(min(ring entries, 4 × CPUs)) instead of the library's default"),
+}
+SLOW_ONLY = {"laio-httpd/uring-kernel-workers/nonblocking"}     # measured in the slow regime only
+# --quick's slow regime: the servers its targets compare.
+QUICK_SLOW = ["laio-httpd/auto/nonblocking", "laio-httpd/auto-no-io-uring/nonblocking",
+              "laio-httpd/blocking/nonblocking", "nginx-aio-threads"]
+SLOW_OPERATIONS = ["lookup", "getattr", "open", "read"]
 
 
 def progress(message):
@@ -55,6 +78,20 @@ def server_names(selected):
     if unknown:
         sys.exit(f"webbench: unknown server(s) {', '.join(unknown)}; the servers are: {', '.join(names)}")
     return [n for n in names if n in selected]
+
+
+def regime_servers(servers, regime, quick, chosen):
+    """The servers measured in a regime: the slow-only ones there alone; --quick's slow
+    regime only the ones its targets compare (unless --servers chose)."""
+    names = [n for n in servers if regime == "slow" or n not in SLOW_ONLY]
+    if regime == "slow" and quick and not chosen:
+        names = [n for n in names if n in QUICK_SLOW]
+    return names
+
+
+def kernel_file_workers():
+    """io-wq's default bound for file work: min(ring entries (256 here), 4 x CPUs)."""
+    return min(256, 4 * (os.cpu_count() or 1))
 
 
 # ---------------------------------------------------------------------------------------
@@ -182,12 +219,12 @@ def disk_reads(name):
 class MemoryCage:
     """A memory cgroup (v1 memory controller, else v2) capping its processes' page cache."""
 
-    def __init__(self, limit_bytes):
+    def __init__(self, limit_bytes, regime):
         self.limit = limit_bytes
         self.path = None
         self.reason = None
         if os.geteuid() != 0:
-            self.reason = "not root: a memory cgroup cannot be made (run as root for the disk-bound regime)"
+            self.reason = f"not root: a memory cgroup cannot be made (run as root for the {regime} regime)"
             return
         base = None
         v1 = "/sys/fs/cgroup/memory"
@@ -205,7 +242,7 @@ class MemoryCage:
         else:
             self.reason = "no cgroup memory controller (neither v1 /sys/fs/cgroup/memory nor v2 memory)"
             return
-        path = os.path.join(base, f"laio-webbench-{os.getpid()}")
+        path = os.path.join(base, f"laio-webbench-{os.getpid()}-{regime}")
         try:
             os.mkdir(path)
             with open(os.path.join(path, self.limit_file), "w") as f:
@@ -265,6 +302,79 @@ class MemoryCage:
                     time.sleep(0.1)
 
 
+class SlowMount:
+    """The slow regime's storage: faultfs (scripts/faultfs) mirroring the set on a mount point,
+    with every lookup, getattr, open and read delayed. `-o cache=keep`: the kernel's page
+    cache holds file data (under the servers' memory cgroup, as on the disk); entry and
+    attribute timeouts stay faultfs's 0, so every path walk and stat goes to the storage."""
+
+    def __init__(self, args, source):
+        self.script = os.path.join(REPO, "scripts", "faultfs")
+        self.source = source
+        self.mountpoint = f"/var/tmp/laio-web-slow-{os.getpid()}"
+        self.rule = f"{','.join(SLOW_OPERATIONS)} * delay={args.slow_delay_ms:g}ms"
+        self.options = ["-o", "cache=keep", "--rule", self.rule]
+        self.mounted = False
+
+    def unusable(self):
+        """None when faultfs can run here, else the reason (its exit status 77 or a failed build)."""
+        output = subprocess.run([self.script, "build"], capture_output=True, text=True)
+        if output.returncode == 0:
+            return None
+        message = " ".join(output.stderr.strip().splitlines()[-2:]) or f"status {output.returncode}"
+        return (f"faultfs cannot be used here: {message}" if output.returncode == 77
+                else f"faultfs did not build (status {output.returncode}): {message}")
+
+    def mount(self):
+        """A fresh mount: the kernel's inodes of the last one, and with them their cached
+        pages, went away with its unmount, so the server starts with none of the set cached."""
+        os.makedirs(self.mountpoint, exist_ok=True)
+        output = subprocess.run([self.script, "mount", self.source, self.mountpoint] + self.options,
+                                capture_output=True, text=True)
+        if output.returncode != 0:
+            raise RuntimeError(f"faultfs mount failed (status {output.returncode}): {output.stderr.strip()}")
+        self.mounted = True
+
+    def umount(self):
+        """Always safe to call: succeeds when nothing is (left) mounted."""
+        output = subprocess.run([self.script, "umount", self.mountpoint], capture_output=True, text=True)
+        if output.returncode != 0:
+            raise RuntimeError(f"faultfs umount of {self.mountpoint} failed: {output.stderr.strip()}")
+        self.mounted = False
+
+    def remove(self):
+        try:
+            self.umount()
+            os.rmdir(self.mountpoint)
+        except (OSError, RuntimeError) as error:
+            progress(f"slow: {error}")
+
+    def wait_idle(self, limit=15.0):
+        """Waits until no open reaches the storage for 0.3 s (at most `limit` seconds): a
+        server that waits for each call in its event loop is still answering the requests
+        the last load left queued when it ended, and they would be counted in the next
+        measurement, and slow it down. Returns the seconds waited."""
+        started = time.monotonic()
+        last = self.stats().get("open", (0, 0))[0]
+        while time.monotonic() - started < limit:
+            time.sleep(0.3)
+            now = self.stats().get("open", (0, 0))[0]
+            if now == last:
+                break
+            last = now
+        return time.monotonic() - started
+
+    def stats(self):
+        """{operation: (calls, delayed)} so far (reading it costs one getattr of the root)."""
+        counts = {}
+        with open(os.path.join(self.mountpoint, ".faultfs-stats")) as f:
+            for line in f:
+                fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+                if "calls" in fields and "delayed" in fields:
+                    counts[line.split()[0]] = (int(fields["calls"]), int(fields["delayed"]))
+        return counts
+
+
 # ---------------------------------------------------------------------------------------
 # Servers
 
@@ -288,9 +398,9 @@ http {{
 
 
 class Server:
-    def __init__(self, name, args, work, root, port, cage=None):
+    def __init__(self, name, args, work, root, port, cage=None, regime=""):
         self.name, self.port = name, port
-        self.log = open(os.path.join(work, name.replace("/", "-") + ".log"), "w")
+        self.log = open(os.path.join(work, (regime + "-" if regime else "") + name.replace("/", "-") + ".log"), "w")
         if name.startswith("nginx"):
             conf = os.path.join(work, name + ".conf")
             threads = name == "nginx-aio-threads"
@@ -301,12 +411,18 @@ class Server:
                     aio="aio threads;" if threads else "aio off;"))
             command = [args.nginx, "-c", conf]
         else:
-            _, backend, network = name.split("/")
+            _, variant, network = name.split("/")
+            backend, prefix, extra = VARIANTS.get(variant, (variant,))[0], [], []
+            if variant == "auto-no-io-uring":
+                prefix = [args.no_io_uring, "eperm"]
+            elif variant == "uring-kernel-workers":
+                extra = ["--file-workers", str(kernel_file_workers())]
             # Room for the load's connections: in `laio` mode the thread pool keeps a worker
             # per connection (--max-connections + 16), and their stacks count in the cgroup.
-            command = [args.httpd, "--root", root, "--port", str(port), "--backend", backend,
-                       "--network", network, "--max-connections", str(max(args.connections) + 64),
-                       "--idle-timeout", "120"]
+            most = max(args.connections + args.slow_connections)
+            command = prefix + [args.httpd, "--root", root, "--port", str(port), "--backend", backend,
+                                "--network", network, "--max-connections", str(most + 64),
+                                "--idle-timeout", "120"] + extra
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
                                         preexec_fn=cage.enter if cage else None)
         deadline = time.monotonic() + 10
@@ -349,64 +465,111 @@ def run_wrk(args, mix, port, connections, seconds, seed):
 # ---------------------------------------------------------------------------------------
 # The runs
 
-def measure(args, work, root, mix, regime, servers, cage, disk, results):
-    seconds = args.seconds if regime == "cached" else args.disk_seconds
-    total = args.runs * len(servers) * len(args.connections)
+def measure(args, work, root, mix, regime, servers, cage, disk, results, slow=None):
+    """Every server at every connection count of the regime, alternating, args.runs times.
+    disk and slow: servers in the memory cgroup, their pages dropped before each one starts
+    (disk: POSIX_FADV_DONTNEED on the set; slow: a fresh faultfs mount, unmounted after it)."""
+    seconds = {"cached": args.seconds, "disk": args.disk_seconds, "slow": args.slow_seconds}[regime]
+    counts = args.slow_connections if regime == "slow" else args.connections
+    total = args.runs * len(servers) * len(counts)
     done = 0
     for run in range(1, args.runs + 1):
         order = servers if run % 2 else list(reversed(servers))   # alternate who goes first
         for name in order:
-            if regime == "disk":
-                drop(root, args.directories)
-            port = args.port + (0 if name.startswith("nginx") else 1)
             try:
-                server = Server(name, args, work, root, port, cage if regime == "disk" else None)
-            except RuntimeError as error:
-                progress(f"{regime}: {error}")
-                results.append({"regime": regime, "server": name, "run": run, "error": str(error)})
-                done += len(args.connections)
-                continue
-            try:
-                for connections in args.connections:
-                    done += 1
-                    if regime == "disk":
-                        # Fill the cage's cache to its steady state before measuring.
-                        if args.warmup > 0:
-                            run_wrk(args, mix, port, connections, args.warmup, args.seed + 1000 + run)
-                        cage.reset_peak()
-                    before = disk_reads(disk) if disk else (0, 0)
-                    figures = run_wrk(args, mix, port, connections, seconds, args.seed + run)
-                    after = disk_reads(disk) if disk else (0, 0)
-                    seconds_run = figures["duration_us"] / 1e6
-                    row = {
-                        "regime": regime, "server": name, "run": run, "connections": connections,
-                        "seconds": round(seconds_run, 3),
-                        "requests_per_s": figures["requests"] / seconds_run,
-                        "mb_per_s": figures["bytes"] / seconds_run / 1e6,
-                        "latency_p50_ms": figures["latency_p50_us"] / 1000,
-                        "latency_p90_ms": figures["latency_p90_us"] / 1000,
-                        "latency_p99_ms": figures["latency_p99_us"] / 1000,
-                        "latency_max_ms": figures["latency_max_us"] / 1000,
-                        "requests": figures["requests"], "bytes": figures["bytes"],
-                        "errors": sum(v for k, v in figures.items() if k.startswith("errors_")),
-                        "disk_reads": after[0] - before[0], "disk_mb": (after[1] - before[1]) / 1e6,
-                    }
-                    if regime == "disk":
-                        memory = cage.figures()
-                        row.update({"cgroup_cache_mb": memory.get("cache", 0) / 2**20,
-                                    "cgroup_rss_mb": memory.get("rss", 0) / 2**20,
-                                    "cgroup_failcnt": memory.get("failcnt", 0)})
-                    if row["errors"]:
-                        progress(f"  {name}: {row['errors']} errors ({figures})")
-                    results.append(row)
-                    progress(f"{regime} [{done}/{total}] run {run} {name} c={connections}: "
-                             f"{row['requests_per_s']:.0f} req/s, {row['mb_per_s']:.1f} MB/s, "
-                             f"p99 {row['latency_p99_ms']:.1f} ms"
-                             + (f", {row['disk_reads']} disk reads" if regime == "disk" else ""))
+                done = measure_server(args, work, root, mix, regime, name, run, cage, disk, results, slow,
+                                      seconds, counts, done, total)
             finally:
-                status = server.stop()
-                if status not in (0, None) and not name.startswith("nginx"):
-                    progress(f"  {name} exited with status {status}; see {server.log.name}")
+                if slow:
+                    slow.umount()       # raises when the mount cannot be taken down: stop there
+
+
+def measure_server(args, work, root, mix, regime, name, run, cage, disk, results, slow, seconds, counts, done, total):
+    caged = regime in ("disk", "slow")
+    if regime == "disk":
+        drop(root, args.directories)
+    served = root
+    if slow:
+        slow.umount()               # nothing left over from an interrupted run
+        try:
+            slow.mount()
+        except RuntimeError as error:
+            progress(f"{regime}: {error}")
+            results.append({"regime": regime, "server": name, "run": run, "error": str(error)})
+            return done + len(counts)
+        served = slow.mountpoint
+    cache_at_start = cage.figures().get("cache", 0) / 2**20 if caged else None
+    port = args.port + (0 if name.startswith("nginx") else 1)
+    try:
+        server = Server(name, args, work, served, port, cage if caged else None, regime)
+    except RuntimeError as error:
+        progress(f"{regime}: {error}")
+        results.append({"regime": regime, "server": name, "run": run, "error": str(error)})
+        return done + len(counts)
+    try:
+        for connections in counts:
+            done += 1
+            if caged:
+                # Fill the cage's cache to its steady state before measuring.
+                if args.warmup > 0:
+                    run_wrk(args, mix, port, connections, args.warmup, args.seed + 1000 + run)
+                    if slow:
+                        slow.wait_idle()
+                cage.reset_peak()
+            before = disk_reads(disk) if disk else (0, 0)
+            calls_before = slow.stats() if slow else {}
+            figures = run_wrk(args, mix, port, connections, seconds, args.seed + run)
+            calls_after = slow.stats() if slow else {}
+            after = disk_reads(disk) if disk else (0, 0)
+            seconds_run = figures["duration_us"] / 1e6
+            row = {
+                "regime": regime, "server": name, "run": run, "connections": connections,
+                "seconds": round(seconds_run, 3),
+                "requests_per_s": figures["requests"] / seconds_run,
+                "mb_per_s": figures["bytes"] / seconds_run / 1e6,
+                "latency_p50_ms": figures["latency_p50_us"] / 1000,
+                "latency_p90_ms": figures["latency_p90_us"] / 1000,
+                "latency_p99_ms": figures["latency_p99_us"] / 1000,
+                "latency_max_ms": figures["latency_max_us"] / 1000,
+                "requests": figures["requests"], "bytes": figures["bytes"],
+                "errors": sum(v for k, v in figures.items() if k.startswith("errors_")),
+                "disk_reads": after[0] - before[0], "disk_mb": (after[1] - before[1]) / 1e6,
+            }
+            if caged:
+                memory = cage.figures()
+                row.update({"cgroup_cache_start_mb": cache_at_start,
+                            "cgroup_cache_mb": memory.get("cache", 0) / 2**20,
+                            "cgroup_rss_mb": memory.get("rss", 0) / 2**20,
+                            "cgroup_failcnt": memory.get("failcnt", 0)})
+                cache_at_start = None           # known for the first count only
+            if slow:
+                delayed = {op: calls_after.get(op, (0, 0))[1] - calls_before.get(op, (0, 0))[1]
+                           for op in calls_after}
+                total_delayed = sum(delayed.values())
+                row.update({f"faultfs_{op}": delayed.get(op, 0) for op in SLOW_OPERATIONS})
+                row["faultfs_delayed"] = total_delayed
+                if figures["requests"] and total_delayed:
+                    per_request = total_delayed / figures["requests"]
+                    # A request's calls run one after another, each at least the delay: one
+                    # connection completes at most 1 / (calls x delay) requests a second.
+                    bound = connections / (per_request * args.slow_delay_ms / 1000)
+                    row.update({"delayed_per_request": per_request, "load_bound": bound,
+                                "bound_share": row["requests_per_s"] / bound})
+            if row["errors"]:
+                progress(f"  {name}: {row['errors']} errors ({figures})")
+            results.append(row)
+            progress(f"{regime} [{done}/{total}] run {run} {name} c={connections}: "
+                     f"{row['requests_per_s']:.0f} req/s, {row['mb_per_s']:.1f} MB/s, "
+                     f"p99 {row['latency_p99_ms']:.1f} ms"
+                     + (f", {row['disk_reads']} disk reads" if regime == "disk" else "")
+                     + (f", {row['delayed_per_request']:.2f} delayed calls/request, "
+                        f"{row['bound_share']:.2f} of the load bound {row['load_bound']:.0f}"
+                        if "load_bound" in row else ""))
+    finally:
+        status = server.stop()
+        if status not in (0, None) and not name.startswith("nginx"):
+            progress(f"  {name} exited with status {status}; see {server.log.name}")
+    return done
 
 
 # ---------------------------------------------------------------------------------------
@@ -442,7 +605,15 @@ def summarize(results, regime, servers, connections):
                 "p50_vs_nginx_aio_threads": ratio("nginx-aio-threads", "latency_p50_ms"),
                 "p99_vs_nginx_aio_threads": ratio("nginx-aio-threads", "latency_p99_ms"),
                 "vs_blocking": ratio("laio-httpd/blocking/nonblocking", "requests_per_s"),
+                "p99_vs_blocking": ratio("laio-httpd/blocking/nonblocking", "latency_p99_ms"),
+                "vs_auto_no_io_uring": ratio("laio-httpd/auto-no-io-uring/nonblocking", "requests_per_s"),
             })
+            bounded = [r for r in runs.values() if "load_bound" in r]
+            if bounded:
+                summary[-1].update({
+                    "delayed_per_request": statistics.median(r["delayed_per_request"] for r in bounded),
+                    "load_bound": statistics.median(r["load_bound"] for r in bounded),
+                    "bound_share": statistics.median(r["bound_share"] for r in bounded)})
     return summary
 
 
@@ -456,14 +627,22 @@ def table(summary, regime):
     header = ["connections", "server", "req/s", "MB/s", "p50 ms", "p99 ms"]
     if regime == "disk":
         header.append("disk reads/s")
+    if regime == "slow":
+        header += ["delayed calls/req", "load bound req/s", "share of bound"]
     header += ["req/s vs nginx aio threads", "vs nginx aio off", "p99 vs nginx aio threads"]
+    if regime == "slow":
+        header += ["req/s vs blocking"]
     lines = []
     for s in summary:
         line = [str(s["connections"]), s["server"], fmt(s["requests_per_s"]), fmt(s["mb_per_s"], 1),
                 fmt(s["latency_p50_ms"], 2), fmt(s["latency_p99_ms"], 2)]
         if regime == "disk":
             line.append(fmt(s["disk_reads_per_s"]))
+        if regime == "slow":
+            line += [fmt(s.get("delayed_per_request"), 2), fmt(s.get("load_bound")), fmt(s.get("bound_share"), 2)]
         line += [fmt(s["vs_nginx_aio_threads"], 2), fmt(s["vs_nginx_aio_off"], 2), fmt(s["p99_vs_nginx_aio_threads"], 2)]
+        if regime == "slow":
+            line.append(fmt(s["vs_blocking"], 1))
         lines.append(line)
     return header, lines
 
@@ -506,6 +685,26 @@ def targets(summaries):
                         figures.append(f"c={c}: {s[key]:.2f}{'' if s[key] >= goal else ' (missed)'}")
                 if figures:
                     out.append(f"{regime}: {server} vs {peer} (target >= {goal}): " + ", ".join(figures))
+    # Slow storage: laziness pays when every call waits; `auto` (nonblocking) against the
+    # servers that wait in their event loop, against the load bound, and against itself
+    # without io_uring.
+    server = "laio-httpd/auto/nonblocking"
+    counts = sorted({s["connections"] for s in summaries.get("slow", [])})
+    for key, goal, peer, above in (
+            ("vs_blocking", 20.0, "req/s vs its own blocking backend", True),
+            ("vs_nginx_aio_threads", 20.0, "req/s vs nginx aio threads", True),
+            ("p99_vs_blocking", 1.0, "p99 vs its own blocking backend", False),
+            ("p99_vs_nginx_aio_threads", 1.0, "p99 vs nginx aio threads", False),
+            ("bound_share", 0.5, "req/s as a share of the load bound", True),
+            ("vs_auto_no_io_uring", 1.0, "req/s vs auto without io_uring", True)):
+        figures = []
+        for c in counts:
+            s = point("slow", server, c)
+            if s and s.get(key) is not None:
+                met = s[key] >= goal if above else s[key] < goal
+                figures.append(f"c={c}: {s[key]:.2f}{'' if met else ' (missed)'}")
+        if figures:
+            out.append(f"slow: {server} {peer} (target {'>=' if above else '<'} {goal:g}): " + ", ".join(figures))
     return out
 
 
@@ -575,31 +774,53 @@ def line_plot(path, title, series, x_values, y_label):
         f.write("\n".join(parts) + "\n")
 
 
-def latency_plot(path, title, rows):
-    """rows: [(server, p50, p99)] as paired horizontal bars."""
-    bar, gap, left, right, top = 11, 10, 230, 90, 44
+def bar_plot(path, title, rows, labels, unit, log=False):
+    """rows: [(server, value, ...)], one bar per value (labels name them), horizontal;
+    log: a log10 axis (values far apart, as on slow storage)."""
+    import math
+    colours = ["#1f77b4", "#d62728", "#2ca02c"]
+    bars = len(labels)
+    bar, gap, left, right, top = 11, 10, 280, 90, 44
     width = 860
-    height = top + len(rows) * (2 * bar + gap) + 40
+    height = top + len(rows) * (bars * bar + gap) + 40
     plot_w = width - left - right
-    top_value = nice_ceiling(max([p99 for _, _, p99 in rows] or [1]) * 1.05)
+    values = [v for row in rows for v in row[1:] if v > 0] or [1]
+    if log:
+        low = 10 ** math.floor(math.log10(min(values)))
+        high = 10 ** math.ceil(math.log10(max(values) * 1.05))
+        ticks = [low * 10 ** i for i in range(round(math.log10(high / low)) + 1)]
+
+        def x_of(v):
+            return plot_w * (math.log10(max(v, low)) - math.log10(low)) / (math.log10(high) - math.log10(low))
+    else:
+        high = nice_ceiling(max(values) * 1.05)
+        ticks = [high * i / 5 for i in range(6)]
+
+        def x_of(v):
+            return plot_w * v / high
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="12">',
              f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<text x="10" y="24" font-size="15" font-weight="bold">{svg_escape(title)}</text>',
-             f'<rect x="{left}" y="30" width="12" height="10" fill="#1f77b4"/><text x="{left + 16}" y="39">p50</text>',
-             f'<rect x="{left + 60}" y="30" width="12" height="10" fill="#d62728"/><text x="{left + 76}" y="39">p99</text>']
-    for i in range(6):
-        value = top_value * i / 5
-        x = left + plot_w * value / top_value
+             f'<text x="10" y="24" font-size="15" font-weight="bold">{svg_escape(title)}</text>']
+    for index, label in enumerate(labels):
+        x = left + index * 110
+        parts.append(f'<rect x="{x}" y="30" width="12" height="10" fill="{colours[index]}"/>'
+                     f'<text x="{x + 16}" y="39">{svg_escape(label)}</text>')
+    for value in ticks:
+        x = left + x_of(value)
         parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - 30}" stroke="#ddd"/>')
-        parts.append(f'<text x="{x:.1f}" y="{height - 14}" text-anchor="middle">{value:g} ms</text>')
-    for index, (name, p50, p99) in enumerate(rows):
-        y = top + index * (2 * bar + gap)
-        parts.append(f'<text x="{left - 6}" y="{y + bar + 4}" text-anchor="end">{svg_escape(name)}</text>')
-        for offset, value, colour in ((0, p50, "#1f77b4"), (bar, p99, "#d62728")):
-            w = plot_w * value / top_value
-            parts.append(f'<rect x="{left}" y="{y + offset}" width="{w:.1f}" height="{bar - 1}" fill="{colour}"/>')
-            parts.append(f'<text x="{left + w + 4:.1f}" y="{y + offset + bar - 2}" font-size="10">{value:.2f}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{height - 14}" text-anchor="middle">{value:,.6g}{unit}</text>')
+    for index, (name, *row) in enumerate(rows):
+        y = top + index * (bars * bar + gap)
+        parts.append(f'<text x="{left - 6}" y="{y + bars * bar / 2 + 4}" text-anchor="end">{svg_escape(name)}</text>')
+        for offset, value in enumerate(row):
+            w = x_of(value) if value > 0 else 0
+            parts.append(f'<rect x="{left}" y="{y + offset * bar}" width="{w:.1f}" height="{bar - 1}" '
+                         f'fill="{colours[offset]}"/>')
+            parts.append(f'<text x="{left + w + 4:.1f}" y="{y + offset * bar + bar - 2}" font-size="10">'
+                         f'{value:,.2f}</text>' if value < 100 else
+                         f'<text x="{left + w + 4:.1f}" y="{y + offset * bar + bar - 2}" font-size="10">'
+                         f'{value:,.0f}</text>')
     parts.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(parts) + "\n")
@@ -650,29 +871,53 @@ def main():
     parser.add_argument("--runs", type=int, default=1, help="runs per figure (medians; default 1)")
     parser.add_argument("--seconds", type=int, help="seconds per cached measurement")
     parser.add_argument("--disk-seconds", type=int, help="seconds per disk-bound measurement")
-    parser.add_argument("--warmup", type=int, help="seconds of unmeasured load before each disk-bound measurement")
-    parser.add_argument("--connections", help="comma-separated connection counts")
+    parser.add_argument("--slow-seconds", type=int, help="seconds per slow-storage measurement")
+    parser.add_argument("--warmup", type=int,
+                        help="seconds of unmeasured load before each disk-bound and slow-storage measurement")
+    parser.add_argument("--connections", help="comma-separated connection counts (cached and disk-bound)")
+    parser.add_argument("--slow-connections", help="comma-separated connection counts of the slow regime (default 64)")
+    parser.add_argument("--slow-delay-ms", type=float, default=2.0,
+                        help="the slow regime's delay of every lookup, getattr, open and read, ms (default 2)")
     parser.add_argument("--directories", type=int, help="directories in the set (about 5 MiB each)")
-    parser.add_argument("--cap-mb", type=int, help="the disk-bound regime's memory cap, MiB")
+    parser.add_argument("--cap-mb", type=int, help="the memory cap of the disk-bound and slow regimes, MiB")
     parser.add_argument("--seed", type=int, default=1999)
-    parser.add_argument("--regimes", default="cached,disk")
+    parser.add_argument("--regimes", default=",".join(REGIMES), help="comma-separated, of cached, disk, slow (default all)")
+    parser.add_argument("--no-io-uring", default=os.path.join(REPO, ".build", "no-io-uring"),
+                        help="tools/no-io-uring, built (for auto-no-io-uring; default .build/no-io-uring)")
     parser.add_argument("--servers", help="comma-separated subset of the servers")
     parser.add_argument("--set-dir", default="/var/tmp/laio-web-set", help="where the file set lives (kept between runs)")
     parser.add_argument("--results", help="results folder (default results/DATE-TIME)")
     parser.add_argument("--port", type=int, default=18480)
     parser.add_argument("--no-micro", action="store_true")
     args = parser.parse_args()
+    # SIGTERM and SIGHUP end the run the way Ctrl-C does: the finally clauses stop the
+    # server, unmount faultfs and remove the cgroups.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda n, _: sys.exit(128 + n))
     quick = args.quick
     args.seconds = args.seconds or (2 if quick else 3)
     args.disk_seconds = args.disk_seconds or (2 if quick else 5)
+    args.slow_seconds = args.slow_seconds or (2 if quick else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if quick else 2)
     args.connections = [int(c) for c in (args.connections or ("32" if quick else "16,64,256")).split(",")]
+    args.slow_connections = [int(c) for c in (args.slow_connections or "64").split(",")]
     args.directories = args.directories or (40 if quick else 200)
     args.cap_mb = args.cap_mb or 64
     regimes = [r for r in args.regimes.split(",") if r]
-    if any(r not in ("cached", "disk") for r in regimes):
-        sys.exit("webbench: --regimes takes cached and/or disk")
+    if any(r not in REGIMES for r in regimes):
+        sys.exit(f"webbench: --regimes takes {', '.join(REGIMES)}")
+    if args.slow_delay_ms <= 0:
+        sys.exit("webbench: --slow-delay-ms must be more than 0")
     servers = server_names(args.servers.split(",") if args.servers else None)
+    skipped = {}
+    if not os.access(args.no_io_uring, os.X_OK):
+        servers = [n for n in servers if "/auto-no-io-uring/" not in n]
+        skipped["server laio-httpd/auto-no-io-uring/nonblocking"] = (
+            f"{args.no_io_uring} is not built (scripts/bench builds it: cc -O2 -std=c11 -o .build/no-io-uring "
+            "tools/no-io-uring.c)")
+        progress(f"laio-httpd/auto-no-io-uring/nonblocking not measured: {skipped['server laio-httpd/auto-no-io-uring/nonblocking']}")
+    args.no_io_uring = os.path.abspath(args.no_io_uring)
+    per_regime = {r: regime_servers(servers, r, quick, bool(args.servers)) for r in regimes}
     for tool in ("wrk", "nginx"):
         found = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None)
         if not found:
@@ -691,6 +936,8 @@ def main():
                          "fio": command_output(["fio", "--version"]),
                          "laio": command_output(["git", "-C", os.path.dirname(HERE), "describe", "--always", "--dirty"])},
             "quick": quick, "runs": args.runs, "seconds": args.seconds, "disk_seconds": args.disk_seconds,
+            "slow_seconds": args.slow_seconds, "slow_connections": args.slow_connections,
+            "slow_delay_ms": args.slow_delay_ms, "slow_servers": per_regime.get("slow", []),
             "warmup": args.warmup, "connections": args.connections, "seed": args.seed,
             "directories": args.directories, "set_mib": round(args.directories * directory_bytes() / 2**20, 1),
             "mean_response_bytes": round(expected_response_bytes(args.directories)),
@@ -713,15 +960,15 @@ def main():
     disk = disk_of(root)
     meta["disk"] = disk
 
-    results, skipped = [], {}
-    cage = None
+    results = []
     for regime in regimes:
+        servers = per_regime[regime]
         if regime == "cached":
             progress(f"cached regime: warming {meta['set_mib']} MiB")
             warm(root, args.directories)
             measure(args, args.work, root, mix, "cached", servers, None, disk, results)
-        else:
-            cage = MemoryCage(args.cap_mb << 20)
+        elif regime == "disk":
+            cage = MemoryCage(args.cap_mb << 20, "disk")
             if cage.reason or not disk:
                 skipped["disk"] = cage.reason or f"no /proc/diskstats device for {root}"
                 progress(f"disk-bound regime skipped: {skipped['disk']}")
@@ -732,8 +979,33 @@ def main():
                 measure(args, args.work, root, mix, "disk", servers, cage, disk, results)
             finally:
                 cage.remove()
+        else:
+            slow = SlowMount(args, root)
+            reason = slow.unusable()
+            cage = MemoryCage(args.cap_mb << 20, "slow") if not reason else None
+            reason = reason or cage.reason
+            if reason:
+                skipped["slow"] = reason
+                progress(f"slow-storage regime skipped: {reason}")
+                if cage:
+                    cage.remove()
+                continue
+            meta["slow_rule"] = slow.rule
+            # The storage's far side has the set in its cache, so the delay is its only cost.
+            progress(f"slow-storage regime: warming {meta['set_mib']} MiB of {root} (the storage's own cache), "
+                     f"then for each server a fresh faultfs mount on {slow.mountpoint} "
+                     f"(-o cache=keep, rule '{slow.rule}'), servers in memory cgroup {cage.path} "
+                     f"capped at {args.cap_mb} MiB")
+            warm(root, args.directories)
+            try:
+                measure(args, args.work, root, mix, "slow", servers, cage, disk, results, slow)
+            finally:
+                slow.remove()
+                cage.remove()
 
-    summaries = {regime: summarize(results, regime, servers, args.connections) for regime in regimes if regime not in skipped}
+    summaries = {regime: summarize(results, regime, per_regime[regime],
+                                   args.slow_connections if regime == "slow" else args.connections)
+                 for regime in regimes if regime not in skipped}
     meta["elapsed_s"] = round(time.monotonic() - started)
     write_outputs(folder, meta, results, summaries, skipped, micro)
     latest = os.path.join(os.path.dirname(folder), "latest")
@@ -768,7 +1040,9 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
                    "micro": micro}, f, indent=1)
     keys = ["regime", "server", "run", "connections", "seconds", "requests_per_s", "mb_per_s", "latency_p50_ms",
             "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "requests", "bytes", "errors", "disk_reads",
-            "disk_mb", "cgroup_cache_mb", "cgroup_rss_mb", "cgroup_failcnt", "error"]
+            "disk_mb", "cgroup_cache_start_mb", "cgroup_cache_mb", "cgroup_rss_mb", "cgroup_failcnt"] + \
+        [f"faultfs_{op}" for op in SLOW_OPERATIONS] + \
+        ["faultfs_delayed", "delayed_per_request", "load_bound", "bound_share", "error"]
     with open(os.path.join(folder, "results.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
@@ -776,7 +1050,10 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
             writer.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()})
 
     titles = {"cached": "cached (the set in the page cache)",
-              "disk": f"disk-bound (server capped at {meta['cap_mib']} MiB over a {meta['set_mib']} MiB set)"}
+              "disk": f"disk-bound (server capped at {meta['cap_mib']} MiB over a {meta['set_mib']} MiB set)",
+              "slow": f"slow storage (faultfs, {meta['slow_delay_ms']:g} ms per uncached lookup, getattr, open and read; "
+                      f"server capped at {meta['cap_mib']} MiB)"}
+    skip_titles = {"disk": "Disk-bound regime skipped", "slow": "Slow-storage regime skipped"}
     report = [f"# swift-laio web benchmark, {meta['date']}", "",
               f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, {meta['machine']['memory_gib']} GiB, "
               f"Linux {meta['machine']['kernel']}. Peers: {meta['versions']['nginx']}, {meta['versions']['wrk']}, "
@@ -788,15 +1065,34 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
               f"the class Zipf-distributed (mean response {meta['mean_response_bytes']:,} bytes).",
               f"- Connections {', '.join(map(str, meta['connections']))}; {meta['seconds']} s per cached point, "
               f"{meta['disk_seconds']} s per disk-bound point after {meta['warmup']} s of unmeasured load; "
+              f"slow storage at {', '.join(map(str, meta['slow_connections']))} connections, {meta['slow_seconds']} s "
+              f"per point after {meta['warmup']} s of unmeasured load; "
               f"{meta['runs']} run(s), servers alternating; figures are medians over runs, ratios medians of per-run ratios.",
               "- Servers: laio-httpd with each backend and network mode (one event-loop thread), nginx with one worker "
-              "(`sendfile on`, `aio threads` with its 32-thread pool, or `aio off`), the same files and client.",
+              "(`sendfile on`, `aio threads` with its 32-thread pool, or `aio off`), the same files and client. "
+              + " ".join(f"`laio-httpd/{v}`: {what}." for v, (_, what) in VARIANTS.items()
+                         if any(f"/{v}/" in n for n in meta["servers"]))
+              + (" The slow regime of --quick has only the servers its targets compare."
+                 if meta["quick"] and meta["slow_servers"] else ""),
               "- Cached: the whole set is read first. Disk-bound: the set's pages are dropped (POSIX_FADV_DONTNEED) "
               f"before each server starts, and the server runs in a memory cgroup capped at {meta['cap_mib']} MiB, "
               f"so most of the set must come from the disk ({meta.get('disk')}); the disk reads during each "
-              "measurement are counted from /proc/diskstats.", ""]
-    for note in skipped.values():
-        report += [f"**Disk-bound regime skipped:** {note}", ""]
+              "measurement are counted from /proc/diskstats.",
+              f"- Slow storage: the set is served from a faultfs mount (tools/faultfs, FUSE) with the rule "
+              f"`{meta.get('slow_rule', '-')}`: every lookup, getattr, open and read that reaches the storage waits "
+              f"{meta['slow_delay_ms']:g} ms, about what an uncached operation of NFS or SMB across a data-centre "
+              "network costs with the server's own work, or a FUSE mount of object storage (1-10 ms; 2 ms is the low "
+              "end). `-o cache=keep`: no caching of names and attributes (entry and attribute timeouts 0, so every "
+              "path walk, stat and cached read asks the storage) and the kernel's page cache for data, under the "
+              f"same {meta['cap_mib']}-MiB memory cgroup as the disk-bound regime. Each server gets a fresh mount "
+              "(unmounting evicts the mount's inodes and with them their cached pages), unmounted after it; the "
+              "source set is in the page cache, as the far side's cache. faultfs's counts around each measurement "
+              "give the delayed calls per request; the load bound is connections / (delayed calls per request x "
+              "delay): what the connections could complete if each request's calls ran one after another with "
+              "nothing else in the way (readahead can overlap a request's reads, so it is not a hard ceiling).", ""]
+    for key, note in skipped.items():
+        title = skip_titles.get(key) or (key.split(" ", 1)[1] + " not measured")
+        report += [f"**{title}:** {note}", ""]
     lines = targets(summaries)
     if lines:
         report += ["## Targets", ""] + [f"- {line}" for line in lines] + [""]
@@ -808,17 +1104,35 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
         servers = list(dict.fromkeys(s["server"] for s in summary))
         counts = sorted({s["connections"] for s in summary})
         series = [(name, {s["connections"]: s["requests_per_s"] for s in summary if s["server"] == name}) for name in servers]
-        line_plot(os.path.join(folder, f"throughput-{regime}.svg"), f"Requests/s against connections, {regime}",
-                  series, counts, "requests/s")
         top = counts[-1]
-        latency_plot(os.path.join(folder, f"latency-{regime}.svg"), f"Latency at {top} connections, {regime}",
-                     [(s["server"], s["latency_p50_ms"], s["latency_p99_ms"]) for s in summary if s["connections"] == top])
+        if len(counts) > 1:
+            line_plot(os.path.join(folder, f"throughput-{regime}.svg"), f"Requests/s against connections, {regime}",
+                      series, counts, "requests/s")
+        else:
+            bounds = regime == "slow"
+            bar_plot(os.path.join(folder, f"throughput-{regime}.svg"), f"Requests/s at {top} connections, {regime}",
+                     [(s["server"], s["requests_per_s"], s.get("load_bound") or 0) if bounds else
+                      (s["server"], s["requests_per_s"]) for s in summary],
+                     ["requests/s", "load bound"] if bounds else ["requests/s"], "", log=bounds)
+        bar_plot(os.path.join(folder, f"latency-{regime}.svg"), f"Latency at {top} connections, {regime}",
+                 [(s["server"], s["latency_p50_ms"], s["latency_p99_ms"]) for s in summary if s["connections"] == top],
+                 ["p50", "p99"], " ms")
         report += [f"![throughput, {regime}](throughput-{regime}.svg)", "", f"![latency, {regime}](latency-{regime}.svg)", ""]
         if regime == "disk":
             rows = [r for r in results if r.get("regime") == "disk" and "error" not in r]
             if rows:
                 report += [f"Disk reads per measurement: median {statistics.median(r['disk_reads'] for r in rows):,.0f} "
                            f"(least {min(r['disk_reads'] for r in rows):,}); cgroup page cache at the end: median "
+                           f"{statistics.median(r['cgroup_cache_mb'] for r in rows):.1f} MiB.", ""]
+        if regime == "slow":
+            rows = [r for r in results if r.get("regime") == "slow" and "error" not in r and r.get("faultfs_delayed")]
+            if rows:
+                starts = [r["cgroup_cache_start_mb"] for r in rows if r.get("cgroup_cache_start_mb") is not None]
+                per_op = ", ".join(f"{op} {statistics.median(r[f'faultfs_{op}'] / r['requests'] for r in rows):.2f}"
+                                   for op in SLOW_OPERATIONS)
+                report += [f"Delayed calls per request, medians over the measurements: {per_op}. "
+                           f"The cgroup's page cache when each server started (after the remount): at most "
+                           f"{max(starts or [0]):.1f} MiB; at the end of a measurement: median "
                            f"{statistics.median(r['cgroup_cache_mb'] for r in rows):.1f} MiB.", ""]
     errors = error_lines(results)
     if errors:
@@ -835,8 +1149,8 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
         header, rows = table(summary, regime)
         print(f"laio-httpd and nginx, {titles[regime]}:")
         print(text_table(header, rows) + "\n")
-    for note in skipped.values():
-        print(f"disk-bound regime skipped: {note}")
+    for key, note in skipped.items():
+        print(f"{(skip_titles.get(key) or (key.split(' ', 1)[1] + ' not measured')).lower()}: {note}")
     for line in error_lines(results):
         print(line)
     for line in targets(summaries):
