@@ -511,8 +511,9 @@ def measure_server(args, work, root, mix, regime, name, run, cage, disk, results
             done += 1
             if caged:
                 # Fill the cage's cache to its steady state before measuring.
-                if args.warmup > 0:
-                    run_wrk(args, mix, port, connections, args.warmup, args.seed + 1000 + run)
+                warmup = args.slow_warmup if slow else args.warmup
+                if warmup > 0:
+                    run_wrk(args, mix, port, connections, warmup, args.seed + 1000 + run)
                     if slow:
                         slow.wait_idle()
                 cage.reset_peak()
@@ -872,8 +873,8 @@ def main():
     parser.add_argument("--seconds", type=int, help="seconds per cached measurement")
     parser.add_argument("--disk-seconds", type=int, help="seconds per disk-bound measurement")
     parser.add_argument("--slow-seconds", type=int, help="seconds per slow-storage measurement")
-    parser.add_argument("--warmup", type=int,
-                        help="seconds of unmeasured load before each disk-bound and slow-storage measurement")
+    parser.add_argument("--warmup", type=int, help="seconds of unmeasured load before each disk-bound measurement")
+    parser.add_argument("--slow-warmup", type=int, help="seconds of unmeasured load before each slow-storage measurement")
     parser.add_argument("--connections", help="comma-separated connection counts (cached and disk-bound)")
     parser.add_argument("--slow-connections", help="comma-separated connection counts of the slow regime (default 64)")
     parser.add_argument("--slow-delay-ms", type=float, default=2.0,
@@ -897,8 +898,9 @@ def main():
     quick = args.quick
     args.seconds = args.seconds or (2 if quick else 3)
     args.disk_seconds = args.disk_seconds or (2 if quick else 5)
-    args.slow_seconds = args.slow_seconds or (2 if quick else 5)
+    args.slow_seconds = args.slow_seconds or (2 if quick else 3)
     args.warmup = args.warmup if args.warmup is not None else (1 if quick else 2)
+    args.slow_warmup = args.slow_warmup if args.slow_warmup is not None else 1
     args.connections = [int(c) for c in (args.connections or ("32" if quick else "16,64,256")).split(",")]
     args.slow_connections = [int(c) for c in (args.slow_connections or "64").split(",")]
     args.directories = args.directories or (40 if quick else 200)
@@ -938,7 +940,7 @@ def main():
             "quick": quick, "runs": args.runs, "seconds": args.seconds, "disk_seconds": args.disk_seconds,
             "slow_seconds": args.slow_seconds, "slow_connections": args.slow_connections,
             "slow_delay_ms": args.slow_delay_ms, "slow_servers": per_regime.get("slow", []),
-            "warmup": args.warmup, "connections": args.connections, "seed": args.seed,
+            "warmup": args.warmup, "slow_warmup": args.slow_warmup, "connections": args.connections, "seed": args.seed,
             "directories": args.directories, "set_mib": round(args.directories * directory_bytes() / 2**20, 1),
             "mean_response_bytes": round(expected_response_bytes(args.directories)),
             "cap_mib": args.cap_mb, "servers": servers, "client": "wrk -t1 --timeout 10s, Benchmarks/web/specweb.lua"}
@@ -1066,7 +1068,7 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
               f"- Connections {', '.join(map(str, meta['connections']))}; {meta['seconds']} s per cached point, "
               f"{meta['disk_seconds']} s per disk-bound point after {meta['warmup']} s of unmeasured load; "
               f"slow storage at {', '.join(map(str, meta['slow_connections']))} connections, {meta['slow_seconds']} s "
-              f"per point after {meta['warmup']} s of unmeasured load; "
+              f"per point after {meta['slow_warmup']} s of unmeasured load (and until the server is idle); "
               f"{meta['runs']} run(s), servers alternating; figures are medians over runs, ratios medians of per-run ratios.",
               "- Servers: laio-httpd with each backend and network mode (one event-loop thread), nginx with one worker "
               "(`sendfile on`, `aio threads` with its 32-thread pool, or `aio off`), the same files and client. "
