@@ -47,8 +47,8 @@ CLASS_UNIT = [102.4, 1024, 10240, 102400]     # file k (1...9) of class c is k *
 FILES_PER_CLASS = 9
 PATTERN = "/dir%05d/class%d_%d"
 # laio-httpd/VARIANT/NETWORK: VARIANT is a backend word or one of VARIANTS.
-LAIO_CONFIGS = [("auto", "nonblocking"), ("auto", "laio"), ("auto-no-io-uring", "nonblocking"),
-                ("uring", "nonblocking"), ("uring-kernel-workers", "nonblocking"), ("uring", "laio"),
+LAIO_CONFIGS = [("auto", "nonblocking"), ("auto-kernel-workers", "nonblocking"), ("auto", "laio"),
+                ("auto-no-io-uring", "nonblocking"), ("uring", "nonblocking"), ("uring", "laio"),
                 ("threads", "nonblocking"), ("threads", "laio"), ("blocking", "nonblocking")]
 NGINX_CONFIGS = ["nginx-aio-threads", "nginx-aio-off"]
 REGIMES = ["cached", "disk", "slow"]
@@ -56,10 +56,11 @@ REGIMES = ["cached", "disk", "slow"]
 VARIANTS = {
     "auto-no-io-uring": ("auto", "`auto` under tools/no-io-uring (io_uring_setup fails with EPERM, as under "
                                  "Docker's default seccomp profile): the configuration every Docker user gets"),
-    "uring-kernel-workers": ("uring", "`uring` with --file-workers 4 × CPUs, the kernel's own io-wq bound "
-                                      "(min(ring entries, 4 × CPUs)) instead of the library's default"),
+    "auto-kernel-workers": ("auto", "`auto` with --file-workers 4 × CPUs, the kernel's own bound of io-wq's "
+                                    "workers for file work (min(ring entries, 4 × CPUs)) instead of the "
+                                    "library's default (64, or 4 × CPUs if more)"),
 }
-SLOW_ONLY = {"laio-httpd/uring-kernel-workers/nonblocking"}     # measured in the slow regime only
+SLOW_ONLY = {"laio-httpd/auto-kernel-workers/nonblocking"}     # measured in the slow regime only
 # --quick's slow regime: the servers its targets compare.
 QUICK_SLOW = ["laio-httpd/auto/nonblocking", "laio-httpd/auto-no-io-uring/nonblocking",
               "laio-httpd/blocking/nonblocking", "nginx-aio-threads"]
@@ -193,6 +194,23 @@ def drop(root, directories):
 
 # ---------------------------------------------------------------------------------------
 # Disk reads and the memory cgroup
+
+def cpu_seconds(pid):
+    """User and system CPU time so far of a process (all its threads) and its children
+    (nginx's worker), 0 for what is gone."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
 
 def disk_of(path):
     """The /proc/diskstats name of the block device holding path, or None."""
@@ -364,6 +382,20 @@ class SlowMount:
             last = now
         return time.monotonic() - started
 
+    def server_pid(self):
+        """The faultfs process serving this mount, or None."""
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        arguments = f.read().split(b"\0")
+                except OSError:
+                    continue
+                if arguments and os.path.basename(arguments[0]) == b"faultfs" and \
+                        self.mountpoint.encode() in arguments:
+                    return int(entry)
+        return None
+
     def stats(self):
         """{operation: (calls, delayed)} so far (reading it costs one getattr of the root)."""
         counts = {}
@@ -415,7 +447,7 @@ class Server:
             backend, prefix, extra = VARIANTS.get(variant, (variant,))[0], [], []
             if variant == "auto-no-io-uring":
                 prefix = [args.no_io_uring, "eperm"]
-            elif variant == "uring-kernel-workers":
+            elif variant == "auto-kernel-workers":
                 extra = ["--file-workers", str(kernel_file_workers())]
             # Room for the load's connections: in `laio` mode the thread pool keeps a worker
             # per connection (--max-connections + 16), and their stacks count in the cgroup.
@@ -499,6 +531,7 @@ def measure_server(args, work, root, mix, regime, name, run, cage, disk, results
             return done + len(counts)
         served = slow.mountpoint
     cache_at_start = cage.figures().get("cache", 0) / 2**20 if caged else None
+    storage_pid = slow.server_pid() if slow else None
     port = args.port + (0 if name.startswith("nginx") else 1)
     try:
         server = Server(name, args, work, served, port, cage if caged else None, regime)
@@ -519,7 +552,9 @@ def measure_server(args, work, root, mix, regime, name, run, cage, disk, results
                 cage.reset_peak()
             before = disk_reads(disk) if disk else (0, 0)
             calls_before = slow.stats() if slow else {}
+            cpu_before = (cpu_seconds(server.process.pid), cpu_seconds(storage_pid) if slow else 0)
             figures = run_wrk(args, mix, port, connections, seconds, args.seed + run)
+            cpu_after = (cpu_seconds(server.process.pid), cpu_seconds(storage_pid) if slow else 0)
             calls_after = slow.stats() if slow else {}
             after = disk_reads(disk) if disk else (0, 0)
             seconds_run = figures["duration_us"] / 1e6
@@ -535,6 +570,8 @@ def measure_server(args, work, root, mix, regime, name, run, cage, disk, results
                 "requests": figures["requests"], "bytes": figures["bytes"],
                 "errors": sum(v for k, v in figures.items() if k.startswith("errors_")),
                 "disk_reads": after[0] - before[0], "disk_mb": (after[1] - before[1]) / 1e6,
+                # CPU used during the measurement, in cores.
+                "server_cpu": (cpu_after[0] - cpu_before[0]) / seconds_run,
             }
             if caged:
                 memory = cage.figures()
@@ -549,6 +586,7 @@ def measure_server(args, work, root, mix, regime, name, run, cage, disk, results
                 total_delayed = sum(delayed.values())
                 row.update({f"faultfs_{op}": delayed.get(op, 0) for op in SLOW_OPERATIONS})
                 row["faultfs_delayed"] = total_delayed
+                row["faultfs_cpu"] = (cpu_after[1] - cpu_before[1]) / seconds_run
                 if figures["requests"] and total_delayed:
                     per_request = total_delayed / figures["requests"]
                     # A request's calls run one after another, each at least the delay: one
@@ -614,7 +652,9 @@ def summarize(results, regime, servers, connections):
                 summary[-1].update({
                     "delayed_per_request": statistics.median(r["delayed_per_request"] for r in bounded),
                     "load_bound": statistics.median(r["load_bound"] for r in bounded),
-                    "bound_share": statistics.median(r["bound_share"] for r in bounded)})
+                    "bound_share": statistics.median(r["bound_share"] for r in bounded),
+                    "server_cpu": statistics.median(r["server_cpu"] for r in bounded),
+                    "faultfs_cpu": statistics.median(r["faultfs_cpu"] for r in bounded)})
     return summary
 
 
@@ -629,7 +669,7 @@ def table(summary, regime):
     if regime == "disk":
         header.append("disk reads/s")
     if regime == "slow":
-        header += ["delayed calls/req", "load bound req/s", "share of bound"]
+        header += ["delayed calls/req", "load bound req/s", "share of bound", "server CPU", "faultfs CPU"]
     header += ["req/s vs nginx aio threads", "vs nginx aio off", "p99 vs nginx aio threads"]
     if regime == "slow":
         header += ["req/s vs blocking"]
@@ -640,7 +680,8 @@ def table(summary, regime):
         if regime == "disk":
             line.append(fmt(s["disk_reads_per_s"]))
         if regime == "slow":
-            line += [fmt(s.get("delayed_per_request"), 2), fmt(s.get("load_bound")), fmt(s.get("bound_share"), 2)]
+            line += [fmt(s.get("delayed_per_request"), 2), fmt(s.get("load_bound")), fmt(s.get("bound_share"), 2),
+                     fmt(s.get("server_cpu"), 2), fmt(s.get("faultfs_cpu"), 2)]
         line += [fmt(s["vs_nginx_aio_threads"], 2), fmt(s["vs_nginx_aio_off"], 2), fmt(s["p99_vs_nginx_aio_threads"], 2)]
         if regime == "slow":
             line.append(fmt(s["vs_blocking"], 1))
@@ -1044,7 +1085,7 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
             "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "requests", "bytes", "errors", "disk_reads",
             "disk_mb", "cgroup_cache_start_mb", "cgroup_cache_mb", "cgroup_rss_mb", "cgroup_failcnt"] + \
         [f"faultfs_{op}" for op in SLOW_OPERATIONS] + \
-        ["faultfs_delayed", "delayed_per_request", "load_bound", "bound_share", "error"]
+        ["faultfs_delayed", "delayed_per_request", "load_bound", "bound_share", "server_cpu", "faultfs_cpu", "error"]
     with open(os.path.join(folder, "results.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
@@ -1091,7 +1132,10 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
               "source set is in the page cache, as the far side's cache. faultfs's counts around each measurement "
               "give the delayed calls per request; the load bound is connections / (delayed calls per request x "
               "delay): what the connections could complete if each request's calls ran one after another with "
-              "nothing else in the way (readahead can overlap a request's reads, so it is not a hard ceiling).", ""]
+              "nothing else in the way (readahead can overlap a request's reads, so it is not a hard ceiling). "
+              "Server CPU and faultfs CPU: the cores each used during the measurement (/proc; the server's "
+              "threads, io_uring's workers and nginx's worker included); wrk, faultfs and the server share the "
+              f"{meta['machine']['cores']} cores.", ""]
     for key, note in skipped.items():
         title = skip_titles.get(key) or (key.split(" ", 1)[1] + " not measured")
         report += [f"**{title}:** {note}", ""]
