@@ -1177,8 +1177,9 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
                 per_op = ", ".join(f"{op} {statistics.median(r[f'faultfs_{op}'] / r['requests'] for r in rows):.2f}"
                                    for op in SLOW_OPERATIONS)
                 report += [f"Delayed calls per request, medians over the measurements: {per_op}. "
-                           f"The cgroup's page cache when each server started (after the remount): at most "
-                           f"{max(starts or [0]):.1f} MiB; at the end of a measurement: median "
+                           f"The cgroup's page cache when each server started (after the remount, which "
+                           f"frees the mount's pages): median {statistics.median(starts or [0]):.1f} MiB, at most "
+                           f"{max(starts or [0]):.1f}; at the end of a measurement: median "
                            f"{statistics.median(r['cgroup_cache_mb'] for r in rows):.1f} MiB.", ""]
     errors = error_lines(results)
     if errors:
