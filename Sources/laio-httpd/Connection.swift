@@ -62,6 +62,9 @@ final class Connection {
     var bytesSent = 0
     /// The length of the status line and header fields of the response in progress.
     var headerBytes = 0
+    /// A response has been prepared and not yet logged: if the connection closes before it
+    /// is done (the client left, a read failed mid-body, a time-out), it is logged then.
+    var responding = false
     var lingered = 0
 
     init(server: Server, fd: Int32, serial: UInt64, peer: String, deadline: Int64) {
@@ -172,8 +175,12 @@ final class Connection {
             fileOpened()
         case .read:
             guard case let .success(count) = result, count > 0 else {
-                // The file shrank or failed under us: the promised length cannot be kept.
+                // The file failed (EIO from the storage) or shrank under us. While nothing of
+                // the response has gone out (the first chunk goes with the header), it becomes
+                // a 500, which closes the connection as every 500 does; after that the promised
+                // length cannot be kept, and closing is the only way to tell the client.
                 closeFile()
+                if bytesSent == 0 { return respondWithError(.internalError) }
                 phase = .close
                 return
             }
@@ -317,6 +324,7 @@ final class Connection {
         vectors[0] = iovec(iov_base: header.baseAddress, iov_len: utf8)
         bytesSent = 0
         headerBytes = utf8 - body.utf8.count
+        responding = true
     }
 
     /// The body buffer for reading the file: one of the server's spares, or a new one.
@@ -339,6 +347,7 @@ final class Connection {
     func responseDone() {
         closeFile()
         releaseBody()
+        responding = false
         server.accessLog?.append(self)
         // Keep what follows this request (pipelining).
         let rest = inputCount - consumed
@@ -381,6 +390,10 @@ final class Connection {
         closed = true
         closeFile()
         releaseBody()
+        if responding {
+            responding = false
+            server.accessLog?.append(self)   // cut short: its status, the body bytes that went out
+        }
         server.sockets.closeSocket(self)
         server.connections[serial] = nil
     }
