@@ -54,6 +54,10 @@ final class Connection {
     var request = Request()
     var consumed = 0
     var file: Int32 = -1
+    /// The file is on the root's device and that is a local file system
+    /// (`Server.quickCloseDevice`): closing it does not wait for the storage. A file on
+    /// another device (a mount under the root) is closed through LAIO.
+    var fileClosesQuickly = false
     var triedIndex = false
     var status = Status.ok
     var keepAlive = true
@@ -241,6 +245,7 @@ final class Connection {
     /// The file is open and `stat` describes it: decide the response.
     func fileOpened() {
         let info = stat.pointee
+        fileClosesQuickly = info.st_dev == server.quickCloseDevice
         let type = info.st_mode & S_IFMT
         if type == S_IFDIR {
             closeFile()
@@ -376,6 +381,7 @@ final class Connection {
         guard file >= 0 else { return }
         server.sockets.closeFile(self)
         file = -1
+        fileClosesQuickly = false
     }
 
     /// Closes the connection, or, with a call in flight, cancels it: its memory stays in
