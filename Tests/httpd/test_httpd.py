@@ -34,7 +34,10 @@ QUICK = "--quick" in sys.argv
 FAULTS_ONLY = "--faults-only" in sys.argv
 FAULTFS = (sys.argv[sys.argv.index("--faultfs") + 1] if "--faultfs" in sys.argv[:-1] else None) \
     or os.environ.get("LAIO_HTTPD_FAULTFS") or None
-COMBINATIONS = [(b, n) for b in ["auto", "uring", "threads", "blocking"] for n in ["laio", "nonblocking"]]
+# The backend words from the one list the library keeps (scripts/backends: BackendKind.allCases).
+BACKENDS = subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "backends")],
+                          capture_output=True, text=True, check=True).stdout.split()
+COMBINATIONS = [(b, n) for b in BACKENDS for n in ["laio", "nonblocking"]]
 failures = []
 checks = 0
 
@@ -429,7 +432,7 @@ def fd_exhaustion_case(root, backend, network):
 def command_line_cases(root):
     """--help, bad usage (exit status 2, the reason named) and the default network mode."""
     r = subprocess.run([BINARY, "--help"], capture_output=True, text=True)
-    check(r.returncode == 0 and all(w in r.stdout for w in ["auto", "uring", "threads", "blocking", "--network"]),
+    check(r.returncode == 0 and all(w in r.stdout for w in BACKENDS + ["--network"]),
           f"--help exits 0 and lists the backend words (got {r.returncode})")
     bad = [([], "--root"), (["--root", root, "--port", "65536"], "--port"),
            (["--root", root, "--backend", "nope"], "auto"), (["--root", root, "--network", "nope"], "nonblocking"),
