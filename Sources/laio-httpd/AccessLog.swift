@@ -5,9 +5,12 @@ import Musl
 #endif
 import LAIO
 
-/// The access log (`--access-log`): a line per response in common log format. Lines
-/// gather in memory and go to the file with one LAIO write at a time, so a slow disk never
-/// stalls the loop; what it cannot keep up with is dropped and counted (bounded memory).
+/// The access log (`--access-log`): a line per response in common log format, also for a
+/// response cut short (the client left, the file's read failed after the header went out,
+/// a time-out): that one is logged when its connection closes, with its status and the body
+/// bytes that went out, fewer than its Content-Length. Lines gather in memory and go to the
+/// file with one LAIO write at a time, so a slow disk never stalls the loop; what it cannot
+/// keep up with is dropped and counted (bounded memory).
 final class AccessLog {
     static let limit = 4 << 20
 

@@ -54,6 +54,10 @@ final class Connection {
     var request = Request()
     var consumed = 0
     var file: Int32 = -1
+    /// The file is on the root's device and that is a local file system
+    /// (`Server.quickCloseDevice`): closing it does not wait for the storage. A file on
+    /// another device (a mount under the root) is closed through LAIO.
+    var fileClosesQuickly = false
     var triedIndex = false
     var status = Status.ok
     var keepAlive = true
@@ -62,6 +66,9 @@ final class Connection {
     var bytesSent = 0
     /// The length of the status line and header fields of the response in progress.
     var headerBytes = 0
+    /// A response has been prepared and not yet logged: if the connection closes before it
+    /// is done (the client left, a read failed mid-body, a time-out), it is logged then.
+    var responding = false
     var lingered = 0
 
     init(server: Server, fd: Int32, serial: UInt64, peer: String, deadline: Int64) {
@@ -172,8 +179,12 @@ final class Connection {
             fileOpened()
         case .read:
             guard case let .success(count) = result, count > 0 else {
-                // The file shrank or failed under us: the promised length cannot be kept.
+                // The file failed (EIO from the storage) or shrank under us. While nothing of
+                // the response has gone out (the first chunk goes with the header), it becomes
+                // a 500, which closes the connection as every 500 does; after that the promised
+                // length cannot be kept, and closing is the only way to tell the client.
                 closeFile()
+                if bytesSent == 0 { return respondWithError(.internalError) }
                 phase = .close
                 return
             }
@@ -234,6 +245,7 @@ final class Connection {
     /// The file is open and `stat` describes it: decide the response.
     func fileOpened() {
         let info = stat.pointee
+        fileClosesQuickly = info.st_dev == server.quickCloseDevice
         let type = info.st_mode & S_IFMT
         if type == S_IFDIR {
             closeFile()
@@ -317,6 +329,7 @@ final class Connection {
         vectors[0] = iovec(iov_base: header.baseAddress, iov_len: utf8)
         bytesSent = 0
         headerBytes = utf8 - body.utf8.count
+        responding = true
     }
 
     /// The body buffer for reading the file: one of the server's spares, or a new one.
@@ -339,6 +352,7 @@ final class Connection {
     func responseDone() {
         closeFile()
         releaseBody()
+        responding = false
         server.accessLog?.append(self)
         // Keep what follows this request (pipelining).
         let rest = inputCount - consumed
@@ -367,6 +381,7 @@ final class Connection {
         guard file >= 0 else { return }
         server.sockets.closeFile(self)
         file = -1
+        fileClosesQuickly = false
     }
 
     /// Closes the connection, or, with a call in flight, cancels it: its memory stays in
@@ -381,6 +396,10 @@ final class Connection {
         closed = true
         closeFile()
         releaseBody()
+        if responding {
+            responding = false
+            server.accessLog?.append(self)   // cut short: its status, the body bytes that went out
+        }
         server.sockets.closeSocket(self)
         server.connections[serial] = nil
     }

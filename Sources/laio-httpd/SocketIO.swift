@@ -114,11 +114,11 @@ final class LAIOSocketIO: SocketIO {
     }
 
     func closeFile(_ c: Connection) {
-        _ = c.server.issue(.close(fd: c.file), for: .discard)
+        c.server.closeDescriptor(c.file)
     }
 
     func closeSocket(_ c: Connection) {
-        _ = c.server.issue(.close(fd: c.fd), for: .discard)
+        c.server.closeDescriptor(c.fd)
     }
 }
 
@@ -205,8 +205,11 @@ final class NonblockingSocketIO: SocketIO {
         answer(c, sendmsg(c.fd, c.message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)))
     }
 
+    /// A file on the root's local file system is closed directly (no I/O, cheaper than a
+    /// LAIO call); any other through LAIO, as the file's other calls: on NFS or FUSE close(2)
+    /// waits for the file system's server, and a slow one would hold up every connection.
     func closeFile(_ c: Connection) {
-        _ = Glibc.close(c.file)
+        if c.fileClosesQuickly { _ = Glibc.close(c.file) } else { c.server.closeDescriptor(c.file) }
     }
 
     func closeSocket(_ c: Connection) {

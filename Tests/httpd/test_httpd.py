@@ -7,7 +7,14 @@ network modes (blocking only with nonblocking sockets: laio mode refuses it, che
 first the command line: --help, bad usage refused with exit status 2, and nonblocking as
 the network mode when --network is not given.
 
-    python3 Tests/httpd/test_httpd.py BINARY [--quick]
+Last, storage that fails or is slow, when given a tools/faultfs mount (without caching,
+faultfs's default) with --faultfs MOUNT or LAIO_HTTPD_FAULTFS (otherwise a SKIP line says
+so): the server's root on the mount, reads, opens, stats and lookups failing (500 for EIO,
+403 for EACCES, 404 for ENOENT; a read failing mid-body closes the connection), the access
+log, and the latency of fast files while other clients fetch files whose operations take
+a second (bounded below that second for every backend but blocking, which is measured).
+
+    python3 Tests/httpd/test_httpd.py BINARY [--quick] [--faultfs MOUNT [--faults-only]]
 
 Exit status 0 when every check passed; the failures are listed otherwise. A backend that
 cannot start here (io_uring blocked) is reported as skipped with its reason.
@@ -24,6 +31,13 @@ import time
 
 BINARY = sys.argv[1]
 QUICK = "--quick" in sys.argv
+FAULTS_ONLY = "--faults-only" in sys.argv
+FAULTFS = (sys.argv[sys.argv.index("--faultfs") + 1] if "--faultfs" in sys.argv[:-1] else None) \
+    or os.environ.get("LAIO_HTTPD_FAULTFS") or None
+# The backend words from the one list the library keeps (scripts/backends: BackendKind.allCases).
+BACKENDS = subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "backends")],
+                          capture_output=True, text=True, check=True).stdout.split()
+COMBINATIONS = [(b, n) for b in BACKENDS for n in ["laio", "nonblocking"]]
 failures = []
 checks = 0
 
@@ -418,7 +432,7 @@ def fd_exhaustion_case(root, backend, network):
 def command_line_cases(root):
     """--help, bad usage (exit status 2, the reason named) and the default network mode."""
     r = subprocess.run([BINARY, "--help"], capture_output=True, text=True)
-    check(r.returncode == 0 and all(w in r.stdout for w in ["auto", "uring", "threads", "blocking", "--network"]),
+    check(r.returncode == 0 and all(w in r.stdout for w in BACKENDS + ["--network"]),
           f"--help exits 0 and lists the backend words (got {r.returncode})")
     bad = [([], "--root"), (["--root", root, "--port", "65536"], "--port"),
            (["--root", root, "--backend", "nope"], "auto"), (["--root", root, "--network", "nope"], "nonblocking"),
@@ -453,16 +467,349 @@ def load_case(server):
     print(f"  wrk -t2 -c64 -d2s: {requests} requests, 0 errors" if errors is None and non2xx is None else "", flush=True)
 
 
+# ---------------------------------------------------------------------------------------
+# Storage that fails or is slow: the server's --root on a tools/faultfs mount (given with
+# --faultfs MOUNT or LAIO_HTTPD_FAULTFS; scripts/test-httpd mounts one). The mount must
+# not cache (faultfs's default, cache=none): a read the page cache answered would never
+# meet the rules. The test writes its files through the mount and sets its own rules
+# through MOUNT/.faultfs-control, so the mount may start empty and without rules.
+
+# The delay of each slow operation. Long on purpose: the bound on fast requests below is
+# this delay, so it is generous however slow the machine is.
+SLOW_DELAY = 1.0
+# What is slow, by directory: the path walk and the open; the stats (the open's permission
+# check and the fstat); the read; the close (its flush). Two clients on each.
+SLOW_KINDS = {"open": "lookup,open", "stat": "getattr", "read": "read", "close": "flush"}
+SLOW_PER_KIND = 2
+SLOW_CLIENTS = len(SLOW_KINDS) * SLOW_PER_KIND
+# Fast requests are sent on a schedule, one every FAST_INTERVAL, and each one's latency is
+# counted from when it was due, not from when a stalled client got round to sending it:
+# a sequential client that simply waited would make a 1 s stall a single sample, which a
+# p99 does not see. 20 ms leaves a machine 20 times slower than this one (about 1 ms per
+# fast request) on schedule.
+FAST_INTERVAL = 0.02
+FAST_FILES = 4
+MID_SIZE = 1_000_003
+
+FAULT_RULES = [
+    "clear",
+    "reset-stats",
+    "read /mid/big.bin count=1",          # the first chunk of /mid/big.bin is read...
+    "read /mid/* error=EIO",              # ...the next fails, after the header went out
+    "read /bad/* error=EIO",
+    "open /eio-open/* error=EIO",
+    "getattr /eio-stat/* error=EIO",
+    "lookup /eio-lookup/* error=EIO",
+    "lookup /eio-index/index.html error=EIO",
+    "open /eacces/* error=EACCES",
+    "lookup /hidden/* error=ENOENT",
+] + [f"{operations} /slow/{kind}/* delay={int(SLOW_DELAY * 1000)}ms" for kind, operations in SLOW_KINDS.items()]
+SLOW_RULES = len(SLOW_KINDS)
+
+# Path, expected status, why.
+FAULT_STATUSES = [
+    ("/bad/small.txt", 500, "read fails (EIO) before anything was sent"),
+    ("/bad/big.bin", 500, "the first read of a 1 MB file fails (EIO)"),
+    ("/eio-open/f.txt", 500, "open fails (EIO)"),
+    ("/eio-stat/f.txt", 500, "getattr fails (EIO)"),
+    ("/eio-lookup/f.txt", 500, "lookup fails (EIO)"),
+    ("/eio-index/", 500, "the lookup of a directory's index.html fails (EIO; a missing one is 403)"),
+    ("/eacces/f.txt", 403, "open fails (EACCES)"),
+    ("/hidden/f.txt", 404, "lookup answers ENOENT"),
+]
+
+fault_results = []   # (configuration, samples, p50, p99, max, bounded)
+
+
+def faultfs_write(mount, lines):
+    """One batch of rule lines into the control file (one write: applied at once)."""
+    fd = os.open(f"{mount}/.faultfs-control", os.O_WRONLY)
+    try:
+        os.write(fd, ("\n".join(lines) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def faultfs_hits(mount):
+    """The hits of each rule, by its pattern (faultfs writes a rule back in its own words)."""
+    with open(f"{mount}/.faultfs-stats") as f:
+        return {m.group(2): int(m.group(1)) for m in re.finditer(r"^rule \d+ hits=(\d+): \S+ (\S+)", f.read(), re.M)}
+
+
+def pattern_of(rule):
+    return rule.split()[1]
+
+
+def make_fault_tree(mount):
+    faultfs_write(mount, ["clear"])
+    contents = {}
+    def put(path, data):
+        os.makedirs(os.path.dirname(f"{mount}{path}"), exist_ok=True)
+        with open(f"{mount}{path}", "wb") as f:
+            f.write(data)
+        contents[path] = data
+    for i in range(FAST_FILES):
+        put(f"/fast/f{i}.txt", f"fast file {i}\n".encode() * 20)
+    for kind in SLOW_KINDS:
+        for i in range(SLOW_PER_KIND):
+            put(f"/slow/{kind}/s{i}.bin", os.urandom(4096))  # one read each
+    put("/bad/small.txt", b"never served\n")
+    put("/bad/big.bin", os.urandom(MID_SIZE))
+    put("/mid/big.bin", os.urandom(MID_SIZE))
+    for d in ["eio-open", "eio-stat", "eio-lookup", "eacces", "hidden"]:
+        put(f"/{d}/f.txt", b"never served\n")
+    put("/eio-index/index.html", b"never served\n")
+    return contents
+
+
+def get(port, path, timeout=60.0, sock=None):
+    """One GET (on `sock` kept alive, else on a new connection that closes): (status,
+    body, seconds), status None when the connection broke."""
+    start = time.perf_counter()
+    own = sock is None
+    if own:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        close = "Connection: close\r\n" if own else ""
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{close}\r\n".encode())
+        data = b""
+        while True:
+            head, sep, rest = data.partition(b"\r\n\r\n")
+            if sep:
+                m = re.search(rb"\r\nContent-Length: (\d+)", head)
+                if m and len(rest) >= int(m.group(1)):
+                    return int(head.split()[1]), rest[:int(m.group(1))], time.perf_counter() - start
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None, data, time.perf_counter() - start
+            data += chunk
+    except OSError:
+        return None, b"", time.perf_counter() - start
+    finally:
+        if own:
+            sock.close()
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def slow_phase(server, mount, contents, bounded):
+    """SLOW_CLIENTS clients fetch slow files (their lookup and open, stats, read or close
+    held SLOW_DELAY) again and again while one client fetches fast files on a kept-alive
+    connection on a schedule; returns the fast requests' latencies, the slow responses and
+    the delayed operations during the measurement."""
+    import threading
+    stop = threading.Event()
+    slow_paths = [f"/slow/{kind}/s{i}.bin" for kind in SLOW_KINDS for i in range(SLOW_PER_KIND)]
+    slow_ok = [0] * SLOW_CLIENTS
+    slow_bad = []
+
+    def slow_client(i):
+        # At most one request per SLOW_DELAY: a slow close (flush) goes on after its response
+        # is sent, so a client that did not wait would pile up closes faster than any number
+        # of workers retires them; paced, each client keeps about one slow operation going.
+        next_start = time.perf_counter()
+        while not stop.is_set():
+            if next_start > time.perf_counter():
+                stop.wait(next_start - time.perf_counter())
+                continue
+            next_start = time.perf_counter() + SLOW_DELAY
+            status, body, _ = get(server.port, slow_paths[i])
+            if status == 200 and body == contents[slow_paths[i]]:
+                slow_ok[i] += 1
+            else:
+                slow_bad.append((slow_paths[i], status, len(body)))
+                return
+
+    slow_patterns = [pattern_of(rule) for rule in FAULT_RULES[-SLOW_RULES:]]
+    def slow_hits():
+        hits = faultfs_hits(mount)
+        return sum(hits.get(p, 0) for p in slow_patterns)
+
+    before = slow_hits()
+    threads = [threading.Thread(target=slow_client, args=(i,), daemon=True) for i in range(SLOW_CLIENTS)]
+    for t in threads:
+        t.start()
+    # Measure only once the slow clients are held in the file system: poll the rules' hits.
+    deadline = time.time() + 30
+    while slow_hits() - before < SLOW_CLIENTS and time.time() < deadline and not slow_bad:
+        time.sleep(0.01)
+    check(slow_hits() - before >= SLOW_CLIENTS, f"the slow clients reached delayed operations ({slow_hits() - before} hits)")
+
+    # At least 3 delays long; where bounded, until 100 fast requests and every slow client
+    # has had two responses (so every kind of slow operation, the close after the first
+    # response too, happened while fast requests were measured), at most 90 s. The stalling
+    # blocking server is only measured: 5 fast requests, or what came back in 30 s.
+    latencies = []
+    wrong = []
+    fast = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    start = time.perf_counter()
+    first_ok = list(slow_ok)
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed > (90 if bounded else 30) or slow_bad or elapsed >= 3 * SLOW_DELAY and (
+                len(latencies) >= 100 and all(n - f >= 2 for n, f in zip(slow_ok, first_ok)) if bounded
+                else len(latencies) >= 5):
+            break
+        due = start + len(latencies) * FAST_INTERVAL
+        if due > time.perf_counter():
+            time.sleep(due - time.perf_counter())
+        path = f"/fast/f{len(latencies) % FAST_FILES}.txt"
+        status, body, _ = get(server.port, path, sock=fast)
+        latencies.append(time.perf_counter() - due)
+        if status != 200 or body != contents[path]:
+            wrong.append((path, status))
+            fast.close()
+            fast = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    fast.close()
+    elapsed = time.perf_counter() - start
+    hits_during = slow_hits() - before
+    done_during = sum(slow_ok) - sum(first_ok)
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+    if bounded:
+        check(not wrong, f"fast files served right while slow ones are read ({wrong[:3]})")
+        check(not slow_bad and all(n >= 2 for n in slow_ok),
+              f"every slow client got its file whole, twice or more ({slow_ok} each; broken: {slow_bad[:3]})")
+        check(elapsed <= 90, f"the measurement ended within 90 s (slow responses per client: {slow_ok})")
+    elif wrong or slow_bad:
+        # A stalled loop lets connections pass their idle time-out, or a client's own.
+        print(f"  (blocking: {len(wrong)} fast and {len(slow_bad)} slow requests broke while the loop stalled)", flush=True)
+    check(all(not t.is_alive() for t in threads), "the slow clients finished")
+    return latencies, done_during, hits_during
+
+
+def fault_cases(mount, contents, backend, network):
+    access_log = tempfile.mktemp(prefix="laio-httpd-access-")
+    faultfs_write(mount, FAULT_RULES)
+    server = Server(mount, backend, network, ["--access-log", access_log])
+    if server.port is None:
+        code, out = server.stop()
+        last = out.strip().splitlines()[-1] if out.strip() else ""
+        if backend == "blocking" and network == "laio":
+            return None   # refused, as checked in the main section
+        if backend == "uring" and ("EPERM" in last or "ENOSYS" in last or "ENOMEM" in last):
+            return f"{CURRENT}: {last}"
+        check(False, f"the server did not start on the faultfs mount: {out}")
+        return None
+    mid_received = None
+    try:
+        # Each error, and then the same connection: a 500 closes it (as after every 500);
+        # after a 403 or 404 it serves the next request.
+        for path, expected, why in FAULT_STATUSES:
+            blob = raw(server, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"
+                               f"GET /fast/f0.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(), timeout=15)
+            rs = responses(blob)
+            got = [r[0] for r in rs]
+            check(got[:1] == [expected], f"{path}: {why}: {expected} (got {got})")
+            if expected == 500:
+                check(len(rs) == 1 and rs[0][1].get("connection") == "close",
+                      f"{path}: the 500 says Connection: close and the connection closes (got {got})")
+            else:
+                check(got == [expected, 200] and rs[1][2] == contents["/fast/f0.txt"],
+                      f"{path}: the connection serves the next request after the {expected} (got {got})")
+        # A read that fails mid-body, after the header went out: the connection is closed
+        # (nothing else can tell the client), the bytes that did go out are the file's.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as s:
+            s.sendall(b"GET /mid/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            data, eof = b"", False
+            try:
+                while chunk := s.recv(65536):
+                    data += chunk
+                eof = True
+            except OSError:
+                pass
+        head, _, body = data.partition(b"\r\n\r\n")
+        check(eof, "a read failing mid-body: the connection is closed, not left hanging")
+        check(head.startswith(b"HTTP/1.1 200 ") and f"Content-Length: {MID_SIZE}".encode() in head,
+              f"a read failing mid-body: the header (200, the full length) went out first ({head[:40]!r})")
+        check(0 < len(body) < MID_SIZE and body == contents["/mid/big.bin"][:len(body)],
+              f"a read failing mid-body: the body is cut short ({len(body)} of {MID_SIZE} bytes), and what came is right")
+        mid_received = len(body)
+        # Other files are served on, on new connections.
+        for i in range(FAST_FILES):
+            status, body, _ = get(server.port, f"/fast/f{i}.txt", timeout=15)
+            check(status == 200 and body == contents[f"/fast/f{i}.txt"], f"/fast/f{i}.txt served after the errors")
+        hits = faultfs_hits(mount)
+        for rule in FAULT_RULES[3:-SLOW_RULES]:
+            fired = hits.get(pattern_of(rule), 0)
+            check(fired > 0, f"faultfs rule '{rule}' fired ({fired} hits)")
+
+        latencies, slow_done, slow_hits = slow_phase(server, mount, contents, bounded=backend != "blocking")
+        if latencies:
+            p50, p99, worst = percentile(latencies, 0.5), percentile(latencies, 0.99), max(latencies)
+            bounded = backend != "blocking"
+            fault_results.append((CURRENT, len(latencies), p50, p99, worst, bounded, slow_done))
+            print(f"  fast files while {SLOW_CLIENTS} clients fetch slow ones ({SLOW_DELAY:.0f} s per operation): "
+                  f"{len(latencies)} requests, p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {worst * 1000:.1f} ms; "
+                  f"{slow_done} slow responses, {slow_hits} delayed operations"
+                  + ("" if bounded else " (blocking: measured, not bounded; it stalls by design)"), flush=True)
+            if bounded:
+                # The contract: a slow file never holds up the loop. A server that waited for
+                # a slow operation would make a fast request wait for it: >= SLOW_DELAY.
+                check(len(latencies) >= 100, f"at least 100 fast requests were measured ({len(latencies)})")
+                check(p99 < SLOW_DELAY, f"p99 of fast requests {p99 * 1000:.1f} ms < the slow delay {SLOW_DELAY * 1000:.0f} ms")
+        else:
+            check(False, "no fast request was measured")
+    finally:
+        code, out = server.stop()
+        check(code == 0, f"SIGTERM stops the server with status 0 (got {code})")
+        faultfs_write(mount, ["clear"])
+        lines = open(access_log).read().splitlines() if os.path.exists(access_log) else []
+        if os.path.exists(access_log):
+            os.unlink(access_log)
+    for path, expected, why in FAULT_STATUSES:
+        check(any(f'"GET {path} HTTP/1.1" {expected} ' in l for l in lines), f"the access log has {path} with {expected}")
+    mid = [l for l in lines if '"GET /mid/big.bin HTTP/1.1"' in l]
+    check(len(mid) == 1 and mid_received is not None and mid[0].endswith(f'" 200 {mid_received}'),
+          f"the access log has the response cut mid-body: its 200 and the {mid_received} body bytes sent ({mid})")
+    return None
+
+
+def fault_section(mount):
+    global CURRENT
+    CURRENT = "faults"
+    if mount is None:
+        print("SKIP storage faults: no faultfs mount given (--faultfs MOUNT or LAIO_HTTPD_FAULTFS; "
+              "scripts/test-httpd mounts one)", flush=True)
+        return []
+    if not os.path.exists(f"{mount}/.faultfs-control"):
+        check(False, f"{mount} is not a faultfs mount (no .faultfs-control)")
+        return []
+    contents = make_fault_tree(mount)
+    skipped = []
+    for backend, network in COMBINATIONS:
+        if QUICK and backend != "auto":
+            continue
+        CURRENT = f"faults {backend}/{network}"
+        print(f"== storage faults: laio-httpd --backend {backend} --network {network}", flush=True)
+        reason = fault_cases(mount, contents, backend, network)
+        if reason:
+            skipped.append(reason)
+            print("  skipped: " + reason, flush=True)
+    print(f"== fast-file latency while {SLOW_CLIENTS} clients fetch slow files (lookup and open, getattr, read "
+          f"or flush held {SLOW_DELAY:.0f} s), one fast request due every {FAST_INTERVAL * 1000:.0f} ms")
+    for configuration, n, p50, p99, worst, bounded, slow in fault_results:
+        print(f"  {configuration[7:]:22} p50 {p50 * 1000:8.1f} ms  p99 {p99 * 1000:8.1f} ms  max {worst * 1000:8.1f} ms"
+              f"  ({n} requests, {slow} slow responses){'' if bounded else '  not bounded'}")
+    return skipped
+
+
 def main():
     global CURRENT
+    if FAULTS_ONLY:
+        skipped = fault_section(FAULTFS)
+        report(skipped)
     root, outside = make_root()
-    combinations = [(b, n) for b in ["auto", "uring", "threads", "blocking"] for n in ["laio", "nonblocking"]]
     skipped = []
     try:
         CURRENT = "command line"
         print("== laio-httpd's command line", flush=True)
         command_line_cases(root)
-        for backend, network in combinations:
+        for backend, network in COMBINATIONS:
             CURRENT = f"{backend}/{network}"
             print(f"== laio-httpd --backend {backend} --network {network}", flush=True)
             access_log = tempfile.mktemp(prefix="laio-httpd-access-")
@@ -499,9 +846,14 @@ def main():
                 stuck_stop_case(root, backend, network)
                 timeout_cases(root, backend, network)
                 fd_exhaustion_case(root, backend, network)
+        skipped += fault_section(FAULTFS)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         os.unlink(outside)
+    report(skipped)
+
+
+def report(skipped):
     print(f"laio-httpd: {checks} checks, {len(failures)} failed, {len(skipped)} configurations skipped")
     for s in skipped:
         print(f"  skipped {s}")

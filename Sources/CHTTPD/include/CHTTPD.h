@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <netinet/tcp.h>
+#include <sys/vfs.h>
 
 /// memmem(3) (a GNU extension, declared only under _GNU_SOURCE, which shim.c sets).
 const void *laio_httpd_memmem(const void *haystack, size_t length, const void *needle, size_t needle_length);
