@@ -927,7 +927,9 @@ def main():
     parser.add_argument("--no-io-uring", default=os.path.join(REPO, ".build", "no-io-uring"),
                         help="tools/no-io-uring, built (for auto-no-io-uring; default .build/no-io-uring)")
     parser.add_argument("--servers", help="comma-separated subset of the servers")
-    parser.add_argument("--set-dir", default="/var/tmp/laio-web-set", help="where the file set lives (kept between runs)")
+    parser.add_argument("--set-dir", help="where the file set lives, kept between runs (default "
+                        "/var/tmp/laio-web-set-SEED-DIRECTORIES: a --quick run and a full one, perhaps at the "
+                        "same time from two work trees, do not remake each other's set)")
     parser.add_argument("--results", help="results folder (default results/DATE-TIME)")
     parser.add_argument("--port", type=int, default=18480)
     parser.add_argument("--no-micro", action="store_true")
@@ -993,7 +995,7 @@ def main():
         text, tables = run_demo(args, ["--fio", "--quick"] if quick else ["--fio"])
         micro.append({"title": "Cold random 4 KiB reads against fio (laio-demo --fio)", "text": text, "tables": tables})
 
-    root = args.set_dir
+    root = args.set_dir or f"/var/tmp/laio-web-set-{args.seed}-{args.directories}"
     make_file_set(root, args.seed, args.directories)
     os.chmod(os.path.dirname(os.path.abspath(root)), os.stat(os.path.dirname(os.path.abspath(root))).st_mode | 0o005)
     subprocess.run(["chmod", "-R", "a+rX", root], check=True)       # nginx workers run as another user
