@@ -111,7 +111,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
 
     // MARK: Routing
 
-    func submit(_ operation: Operation) throws(Errno) -> Outcome {
+    func submit(_ operation: Operation, claimed: Bool) throws(Errno) -> Outcome {
         var kind = operation.kind
         var typed = operation
         if kind == .syscall {
@@ -139,24 +139,24 @@ final class AutoBackend: Backend, @unchecked Sendable {
                 return .completed(.failure(refusal))
             }
             if let ringRefusal, let refusal = ringRefusal(typed) {
-                return try rerunOnPool(operation, kind: kind, refused: refusal)
+                return try rerunOnPool(operation, kind: kind, refused: refusal, claimed: claimed)
             }
             // A read of a file without a non-blocking form goes straight to a worker: the
             // kernel's own non-blocking try could wait in this thread (see UringBackend).
-            let outcome = try ring.submit(typed, toWorker: noNonBlockingForm)
+            let outcome = try ring.submit(typed, toWorker: noNonBlockingForm, claimed: claimed)
             switch outcome {
             case .inProgress:
                 counters.uringBackground.increment()
                 return outcome
             case let .completed(.failure(error)) where error == .notSupported || error == .invalidArgument:
-                return try rerunOnPool(operation, kind: kind, refused: error)
+                return try rerunOnPool(operation, kind: kind, refused: error, claimed: claimed)
             case .completed:
                 counters.uringSynchronous.increment()
                 return outcome
             }
         }
         // A call whose non-blocking form just said it would block skips the pool's lazy window.
-        return try submitToPool(operation, lazy: !wouldBlock)
+        return try submitToPool(operation, lazy: !wouldBlock, claimed: claimed)
     }
 
     /// Runs a call io_uring refused on the pool, once. Unless the pool answers at once with
@@ -164,9 +164,9 @@ final class AutoBackend: Backend, @unchecked Sendable {
     /// what the system call does for this kind, and the kind moves to the pool for good. A
     /// call still running on the pool counts as run: at worst a kind moves for nothing,
     /// which costs speed, never a wrong answer.
-    private func rerunOnPool(_ operation: Operation, kind: OperationKind, refused: Errno) throws(Errno) -> Outcome {
+    private func rerunOnPool(_ operation: Operation, kind: OperationKind, refused: Errno, claimed: Bool) throws(Errno) -> Outcome {
         counters.rerunOnThreads.increment()
-        let outcome = try submitToPool(operation)
+        let outcome = try submitToPool(operation, claimed: claimed)
         if outcome != .completed(.failure(refused)) {
             if refused == .notSupported { demotedNotSupported.bitwiseOr(kind.bit, ordering: .relaxed) }
             demoted.bitwiseOr(kind.bit, ordering: .relaxed)
@@ -175,8 +175,8 @@ final class AutoBackend: Backend, @unchecked Sendable {
     }
 
     @inline(__always)
-    private func submitToPool(_ operation: Operation, lazy: Bool = true) throws(Errno) -> Outcome {
-        let outcome = try pool.submit(operation, lazy: lazy)
+    private func submitToPool(_ operation: Operation, lazy: Bool = true, claimed: Bool) throws(Errno) -> Outcome {
+        let outcome = try pool.submit(operation, lazy: lazy, claimed: claimed)
         if case .inProgress = outcome {
             counters.threadsBackground.increment()
         } else {
@@ -313,6 +313,9 @@ final class AutoBackend: Backend, @unchecked Sendable {
     }
 
     var notificationDescriptor: Int32? { ring?.notificationDescriptor }
+
+    /// The ring's, when io_uring is in use: pool completions are pushed by the workers.
+    var harvestDescriptor: Int32? { ring?.harvestDescriptor }
 
     @discardableResult
     func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {

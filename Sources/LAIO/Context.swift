@@ -49,8 +49,10 @@ import SystemPackage
 public final class Context: Sendable {
     /// The backend this context runs (never silently another one).
     public let backendKind: BackendKind
-    private let backend: any Backend
-    private let completions: CompletionQueue
+    let backend: any Backend
+    let completions: CompletionQueue
+    /// Reaps the ring for tasks awaiting calls in it (`perform`), on backends with a ring.
+    let harvester: Harvester?
     /// The fork generation of the process that made the context: in a forked child the
     /// context is not usable (its ring is shared with the parent, its workers did not fork).
     private let forkGeneration: UInt
@@ -99,12 +101,14 @@ public final class Context: Sendable {
         }
         self.backendKind = kind
         self.completions = queue
+        let made = backend
+        self.harvester = made.harvestDescriptor.map { Harvester(backend: made, completions: queue, descriptor: $0) }
         self.forkGeneration = laio_shim_fork_generation()
     }
 
     deinit {
         if madeHere {
-            backend.shutdown()
+            stop()
         } else {
             // A forked child's copy: shutting it down would wait for workers that did not
             // fork, or submit cancels into the ring the parent shares. It is left alone.
@@ -114,7 +118,7 @@ public final class Context: Sendable {
 
     /// Whether this process made the context (false in a child forked after it was made).
     @inline(__always)
-    private var madeHere: Bool { laio_shim_fork_generation() == forkGeneration }
+    var madeHere: Bool { laio_shim_fork_generation() == forkGeneration }
 
     /// How the backend was set up, in words (for logs and the demo).
     public var details: String { backend.details }
@@ -238,7 +242,18 @@ public final class Context: Sendable {
     /// operations can still be collected with `poll`. Idempotent; `deinit` does the same.
     /// In a child forked after the context was made it does nothing: the parent's calls are
     /// the parent's to stop.
+    ///
+    /// Tasks in `perform` end too: an awaited call returns its result or throws
+    /// `ECANCELED`, and a task waiting for room throws `EBADF`.
     public func close() {
-        if madeHere { backend.shutdown() }
+        if madeHere { stop() }
+    }
+
+    private func stop() {
+        // Every background call is reported by the shutdown (awaited ones to their tasks),
+        // then the waits for room end, and last the harvester, which nothing needs any more.
+        backend.shutdown()
+        completions.closeRoom()
+        harvester?.stop()
     }
 }

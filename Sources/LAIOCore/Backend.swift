@@ -11,7 +11,11 @@ package protocol Backend: AnyObject, Sendable {
     /// Issues `operation`. Returns `.completed` if the call finished without blocking, or
     /// `.inProgress(handle)` if it continues in the background.
     /// Throws `EAGAIN` when the backend's bounds are reached and `EBADF` once shut down.
-    func submit(_ operation: Operation) throws(Errno) -> Outcome
+    ///
+    /// With `claimed` a task awaits the call: if it goes to the background, the backend
+    /// claims its handle in the completion queue (`CompletionQueue.claim`) before the call
+    /// can finish, and unclaims it if it completes synchronously after all.
+    func submit(_ operation: Operation, claimed: Bool) throws(Errno) -> Outcome
 
     /// Asks the background operation `handle` to stop. It is still reported by `poll`
     /// exactly once: with `ECANCELED`, or with its real result if it finished first.
@@ -38,6 +42,13 @@ package protocol Backend: AnyObject, Sendable {
     @discardableResult
     func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool
 
+    /// A descriptor that is readable while finished calls wait inside the backend for
+    /// somebody to move them to the completion queue (`service`): the ring, for backends
+    /// with one. For such a backend a claimed call's task is resumed only when somebody
+    /// services it, so the context runs a thread that does while claimed calls are in the
+    /// ring (`Context.perform`). `nil`: every completion is pushed by whoever finishes it.
+    var harvestDescriptor: Int32? { get }
+
     /// How the backend was set up, in words (for logs and the demo).
     var details: String { get }
 
@@ -54,6 +65,13 @@ package protocol Backend: AnyObject, Sendable {
 }
 
 extension Backend {
+    /// `submit(_:claimed:)` for a call nobody awaits: its completion goes to poll.
+    @inline(__always)
+    package func submit(_ operation: Operation) throws(Errno) -> Outcome {
+        try submit(operation, claimed: false)
+    }
+
+    package var harvestDescriptor: Int32? { nil }
     package var notificationDescriptor: Int32? { nil }
     package var statistics: RouteStatistics? { nil }
     package var uringUnavailableReason: String? { nil }

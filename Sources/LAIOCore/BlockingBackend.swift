@@ -8,8 +8,9 @@ package final class BlockingBackend: Backend {
 
     package init() {}
 
-    /// Runs the call now. Throws `EBADF` after `shutdown()`.
-    package func submit(_ operation: Operation) throws(Errno) -> Outcome {
+    /// Runs the call now (nothing to claim: it never goes to the background). Throws
+    /// `EBADF` after `shutdown()`.
+    package func submit(_ operation: Operation, claimed: Bool) throws(Errno) -> Outcome {
         if closed.load(ordering: .relaxed) { throw .badFileDescriptor }
         return .completed(Result(kernelReturn: operation.run()))
     }

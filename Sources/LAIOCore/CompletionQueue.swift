@@ -13,9 +13,52 @@ import SystemPackage
 /// Memory is bounded by credits: a backend takes one (`reserve`) before an operation may go
 /// to the background and the credit returns when `poll` hands the completion out, so the
 /// queue never holds more than `capacity` completions.
+///
+/// A background call a task awaits (`Context.perform`) is *claimed*: its backend calls
+/// `claim` with its handle before the call can finish, and its completion then goes to
+/// the task instead of to `pending`, so poll never sees it, and no task is resumed by a
+/// completion that was not claimed. Its credit returns as soon as it is reported.
 package final class CompletionQueue: Sendable {
     private struct State {
         var pending = Ring<Completion>(initialCapacity: 64)
+        /// Claimed calls by handle (at most `capacity`: each holds a credit).
+        var claims: [Handle: Claim] = [:]
+        /// Tasks whose call finished, to be resumed once the caller's locks are released
+        /// (`resumeDeferred`). At most `capacity` (one per claim).
+        var deferred = Ring<(Continuation, Result<Int, Errno>)>(initialCapacity: 16)
+        /// Tasks waiting for a free credit (`waitForRoom`), first come first served.
+        var roomWaiters = Ring<RoomWaiter>(initialCapacity: 16)
+        var nextRoomTicket: UInt64 = 0
+        /// `close` has ended the waits for room: later ones end at once.
+        var roomClosed = false
+    }
+
+    /// How a task waits for its call: the continuation `Context.perform` suspends on.
+    package typealias Continuation = UnsafeContinuation<Result<Int, Errno>, Never>
+
+    /// The state of a claimed call.
+    private enum Claim {
+        /// Neither its completion nor its task has arrived.
+        case unresolved
+        /// It finished before its task came to wait.
+        case resolved(Result<Int, Errno>)
+        /// Its task waits.
+        case waiting(Continuation)
+    }
+
+    /// How a wait for room ends.
+    package enum RoomWake: Sendable {
+        /// A credit came back: try again.
+        case room
+        /// The waiting task was cancelled.
+        case cancelled
+        /// The context was closed.
+        case closed
+    }
+
+    private struct RoomWaiter {
+        var ticket: UInt64
+        var continuation: UnsafeContinuation<RoomWake, Never>
     }
 
     private let state = Locked(State())
@@ -28,6 +71,13 @@ package final class CompletionQueue: Sendable {
     /// transition and drained on the non-empty → empty one, both under the queue's lock,
     /// so its state always matches the queue's.
     package let notificationDescriptor: Int32
+    /// Claims of calls that are not route-tagged (on `uring` and `auto`: calls in the ring),
+    /// which somebody must reap for their tasks when nobody polls.
+    private let untaggedClaims = Atomic<Int>(0)
+    /// Tasks in `deferred`; lets `resumeDeferred` return at the cost of one load.
+    private let deferredCount = Atomic<Int>(0)
+    /// Tasks in `roomWaiters`; lets a returned credit skip the lock when nobody waits.
+    private let roomWaiting = Atomic<Int>(0)
 
     /// Creates a queue for at most `capacity` outstanding operations.
     package init(capacity: Int) throws(Errno) {
@@ -66,15 +116,201 @@ package final class CompletionQueue: Sendable {
 
     /// Gives back a credit whose operation completed synchronously after all.
     package func release() {
-        outstanding.wrappingSubtract(1, ordering: .relaxed)
+        outstanding.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        if roomWaiting.load(ordering: .sequentiallyConsistent) > 0 { wakeRoomWaiter() }
     }
 
-    /// Adds a completion; its credit returns when poll hands it out.
-    package func push(_ completion: Completion) {
-        state.withLock { state in
+    /// Adds a completion: to the task that claimed it, whose credit returns now, or to the
+    /// queue, where its credit returns when poll hands it out.
+    ///
+    /// The task is resumed once the queue's lock is released; with `deferringResumption`
+    /// (for callers that hold a lock of their own) only by `resumeDeferred()`, which such a
+    /// caller runs once its lock is released, so that no task runs on, or waits for, a
+    /// thread inside the library's locks.
+    package func push(_ completion: Completion, deferringResumption: Bool = false) {
+        let resume = state.withLock { state -> Continuation? in
+            if !state.claims.isEmpty, let claim = state.claims[completion.handle] {
+                switch claim {
+                case .unresolved:
+                    state.claims[completion.handle] = .resolved(completion.result)
+                    return nil
+                case let .waiting(continuation):
+                    state.claims[completion.handle] = nil
+                    if !completion.handle.isRouteTagged { untaggedClaims.wrappingSubtract(1, ordering: .relaxed) }
+                    if deferringResumption {
+                        state.deferred.append((continuation, completion.result))
+                        deferredCount.wrappingAdd(1, ordering: .releasing)
+                        return nil
+                    }
+                    return continuation
+                case .resolved:
+                    preconditionFailure("a claimed call was reported twice: \(completion.handle)")
+                }
+            }
             state.pending.append(completion)
             if state.pending.count == 1 { signal() }
+            return nil
         }
+        guard let resume else { return }
+        release()
+        resume.resume(returning: completion.result)
+    }
+
+    /// Resumes the tasks that `push(_:deferringResumption: true)` set aside.
+    @inline(__always)
+    package func resumeDeferred() {
+        if deferredCount.load(ordering: .acquiring) > 0 { resumeDeferredSlowly() }
+    }
+
+    private func resumeDeferredSlowly() {
+        while let (continuation, result) = state.withLock({ state -> (Continuation, Result<Int, Errno>)? in
+            guard let next = state.deferred.popFirst() else { return nil }
+            deferredCount.wrappingSubtract(1, ordering: .relaxed)
+            return next
+        }) {
+            release()
+            continuation.resume(returning: result)
+        }
+    }
+
+    // MARK: Claims
+
+    /// Claims the background call `handle` for a task (see the type's documentation). The
+    /// backend calls this before the call can finish; a call that finished synchronously
+    /// after all is given back with `unclaim`.
+    package func claim(_ handle: Handle) {
+        state.withLock { state in
+            state.claims[handle] = .unresolved
+            if !handle.isRouteTagged { untaggedClaims.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+        }
+    }
+
+    /// Gives back the claim of a call that completed synchronously after all.
+    package func unclaim(_ handle: Handle) {
+        state.withLock { state in
+            if state.claims.removeValue(forKey: handle) != nil, !handle.isRouteTagged {
+                untaggedClaims.wrappingSubtract(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// The number of claimed calls that are not route-tagged and not reported yet.
+    package var untaggedClaimCount: Int { untaggedClaims.load(ordering: .sequentiallyConsistent) }
+
+    /// The result of claimed call `handle` if it has finished (the claim ends then), else nil.
+    package func takeResult(of handle: Handle) -> Result<Int, Errno>? {
+        let result = state.withLock { state -> Result<Int, Errno>? in
+            guard case let .resolved(result) = state.claims[handle] else { return nil }
+            state.claims[handle] = nil
+            if !handle.isRouteTagged { untaggedClaims.wrappingSubtract(1, ordering: .relaxed) }
+            return result
+        }
+        if result != nil { release() }
+        return result
+    }
+
+    /// Hands `continuation` the result of claimed call `handle`: at once if it has
+    /// finished, else when it is pushed.
+    package func wait(for handle: Handle, with continuation: Continuation) {
+        let result = state.withLock { state -> Result<Int, Errno>? in
+            switch state.claims[handle] {
+            case let .resolved(result):
+                state.claims[handle] = nil
+                if !handle.isRouteTagged { untaggedClaims.wrappingSubtract(1, ordering: .relaxed) }
+                return result
+            case .unresolved:
+                state.claims[handle] = .waiting(continuation)
+                return nil
+            case .waiting, nil:
+                preconditionFailure("awaiting a call that is not claimed: \(handle)")
+            }
+        }
+        if let result {
+            release()
+            continuation.resume(returning: result)
+        }
+    }
+
+    // MARK: Waiting for room
+
+    /// Whether tasks wait for room (a new waiter queues behind them).
+    package var hasRoomWaiters: Bool { roomWaiting.load(ordering: .relaxed) > 0 }
+
+    /// Suspends until a credit comes back, the task is cancelled, or `closeRoom` runs; in
+    /// the order of arrival, or at the front with `first` (a woken waiter that lost its
+    /// credit to a synchronous submit keeps its place). Returns `.room` at once when a
+    /// credit is free when it looks.
+    nonisolated(nonsending) package func waitForRoom(first: Bool) async -> RoomWake {
+        let ticket = state.withLock { state -> UInt64 in
+            state.nextRoomTicket &+= 1
+            return state.nextRoomTicket
+        }
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<RoomWake, Never>) in
+                let now = state.withLock { state -> RoomWake? in
+                    if state.roomClosed { return .closed }
+                    // Counted first, then the credits looked at; a credit returned after is
+                    // seen by its `release` (both sequentially consistent).
+                    roomWaiting.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                    if outstanding.load(ordering: .sequentiallyConsistent) < capacity && (first || state.roomWaiters.isEmpty) {
+                        roomWaiting.wrappingSubtract(1, ordering: .relaxed)
+                        return .room
+                    }
+                    let waiter = RoomWaiter(ticket: ticket, continuation: continuation)
+                    if first {
+                        var reordered = Ring<RoomWaiter>(initialCapacity: state.roomWaiters.count + 1)
+                        reordered.append(waiter)
+                        while let next = state.roomWaiters.popFirst() { reordered.append(next) }
+                        state.roomWaiters = reordered
+                    } else {
+                        state.roomWaiters.append(waiter)
+                    }
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            let found = state.withLock { state -> UnsafeContinuation<RoomWake, Never>? in
+                var found: UnsafeContinuation<RoomWake, Never>? = nil
+                state.roomWaiters.removeFirst { waiter in
+                    guard waiter.ticket == ticket else { return false }
+                    found = waiter.continuation
+                    return true
+                }
+                if found != nil { roomWaiting.wrappingSubtract(1, ordering: .relaxed) }
+                return found
+            }
+            found?.resume(returning: .cancelled)
+        }
+    }
+
+    /// Wakes the first task waiting for room, if any (a waiter that does not use its wake,
+    /// because it was cancelled, passes it on with this).
+    package func wakeRoomWaiter() {
+        let next = state.withLock { state -> UnsafeContinuation<RoomWake, Never>? in
+            guard let waiter = state.roomWaiters.popFirst() else { return nil }
+            roomWaiting.wrappingSubtract(1, ordering: .relaxed)
+            return waiter.continuation
+        }
+        next?.resume(returning: .room)
+    }
+
+    /// Wakes the next task waiting for room when a credit is free: a woken waiter calls
+    /// this once it has submitted (its call may not have needed its credit).
+    package func passRoomOn() {
+        if roomWaiting.load(ordering: .sequentiallyConsistent) > 0 && hasCredit { wakeRoomWaiter() }
+    }
+
+    /// Ends every wait for room, now and later, with `.closed`.
+    package func closeRoom() {
+        var waiters = state.withLock { state -> Ring<RoomWaiter> in
+            state.roomClosed = true
+            let waiters = state.roomWaiters
+            state.roomWaiters = Ring(initialCapacity: 1)
+            roomWaiting.wrappingSubtract(waiters.count, ordering: .relaxed)
+            return waiters
+        }
+        while let waiter = waiters.popFirst() { waiter.continuation.resume(returning: .closed) }
     }
 
     /// Moves up to `maximum` completions, oldest first, to the end of `into`.
@@ -95,7 +331,12 @@ package final class CompletionQueue: Sendable {
             if moved > 0 && state.pending.isEmpty { clearSignal() }
             return moved
         }
-        if moved > 0 { outstanding.wrappingSubtract(moved, ordering: .relaxed) }
+        if moved > 0 {
+            outstanding.wrappingSubtract(moved, ordering: .sequentiallyConsistent)
+            if roomWaiting.load(ordering: .sequentiallyConsistent) > 0 {
+                for _ in 0..<moved { wakeRoomWaiter() }
+            }
+        }
         return moved
     }
 

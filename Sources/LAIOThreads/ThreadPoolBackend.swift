@@ -125,14 +125,15 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
 
     // MARK: Submitting
 
-    package func submit(_ operation: Operation) throws(Errno) -> Outcome {
-        try submit(operation, lazy: true)
+    package func submit(_ operation: Operation, claimed: Bool) throws(Errno) -> Outcome {
+        try submit(operation, lazy: true, claimed: claimed)
     }
 
     /// Issues `operation`; with `lazy: false` the caller does not wait the lazy window (it
     /// already knows the call will block, for example from an EAGAIN of its non-blocking
     /// form) and gets `.inProgress` unless the worker has finished by the time it looks.
-    package func submit(_ operation: Operation, lazy: Bool) throws(Errno) -> Outcome {
+    /// With `claimed`, the call is claimed for its task (see `Backend.submit(_:claimed:)`).
+    package func submit(_ operation: Operation, lazy: Bool, claimed: Bool = false) throws(Errno) -> Outcome {
         if operation.isUnsafeOffThread { return .completed(.failure(.noFunction)) }
         try completions.reserve()
         let dispatch = state.withLock { state -> Dispatch in
@@ -176,10 +177,13 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                 if spins & 31 == 0 && monotonicNanoseconds() >= deadline { break }
             }
         }
+        // Claimed before the worker can report it: that is after the mark below at the earliest.
+        if claimed { completions.claim(handle) }
         // Exactly one of caller and worker sees the other's mark: whoever comes second
         // owns the result (the caller returns it, or the worker pushes a completion).
         if !slot.phase.compareExchange(expected: Phase.waiting, desired: Phase.detached,
                                        ordering: .acquiringAndReleasing).exchanged {
+            if claimed { completions.unclaim(handle) }
             // The worker is done. The synchronous path takes no lock: no handle was given
             // out and the phase never read `detached`, so cancel and shutdown leave the
             // slot alone until it is reused.

@@ -228,8 +228,8 @@ package final class UringBackend: Backend, @unchecked Sendable {
 
     // MARK: - Submission
 
-    package func submit(_ operation: Operation) throws(Errno) -> Outcome {
-        try submit(operation, toWorker: false)
+    package func submit(_ operation: Operation, claimed: Bool) throws(Errno) -> Outcome {
+        try submit(operation, toWorker: false, claimed: claimed)
     }
 
     /// `submit`, with `toWorker` sending the request straight to an io-wq worker
@@ -240,7 +240,9 @@ package final class UringBackend: Backend, @unchecked Sendable {
     /// for the file's attributes synchronously there (milliseconds on slow storage), and
     /// that wait, interrupted by io_uring's own task-work notification, can make the read
     /// fail with EINTR.
-    package func submit(_ operation: Operation, toWorker: Bool) throws(Errno) -> Outcome {
+    ///
+    /// With `claimed`, the call is claimed for its task (see `Backend.submit(_:claimed:)`).
+    package func submit(_ operation: Operation, toWorker: Bool, claimed: Bool = false) throws(Errno) -> Outcome {
         let outcome = state.withLock { state -> Result<Outcome, Errno> in
             guard !state.closed else { return .failure(.badFileDescriptor) }
             // The credit is looked at now and taken only if the call goes to the background,
@@ -271,12 +273,14 @@ package final class UringBackend: Backend, @unchecked Sendable {
             // Only a reap under this lock can see its completion, so the credit is in place
             // before the completion can reach the queue (and poll give it back).
             completions.take()
+            if claimed { completions.claim(handle) }
             // What running it again needs, should its thread exit first: the entry as the
             // kernel took it (nothing has written the ring's copy since prepare, under this
             // lock) and the thread's mark. Only calls that go to the background pay for this.
             backgroundRecords[Int(slot)] = UringBackgroundRecord(entry: entry.pointee, submitter: laio_shim_thread_mark_retain())
             return .success(.inProgress(handle))
         }
+        completions.resumeDeferred()
         return try outcome.get()
     }
 
@@ -354,7 +358,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
                     found = finish(data, kernelReturn: Int(entry.pointee.res), &state)
                 } else {
                     let result = finishBackground(data, kernelReturn: Int(entry.pointee.res), &state)
-                    completions.push(Completion(handle: Handle(rawValue: data), kernelReturn: result))
+                    completions.push(Completion(handle: Handle(rawValue: data), kernelReturn: result), deferringResumption: true)
                 }
             }
             // Only now may the kernel reuse the entries.
@@ -493,7 +497,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
             let handle = Handle(slot: Int(slot), generation: slots[Int(slot)].generation)
             backgroundRecords[Int(slot)].awaitingResubmission = false
             let result = finishBackground(handle.rawValue, kernelReturn: Int(backgroundRecords[Int(slot)].kernelAnswer), &state)
-            completions.push(Completion(handle: handle, kernelReturn: result))
+            completions.push(Completion(handle: handle, kernelReturn: result), deferringResumption: true)
         }
     }
 
@@ -537,20 +541,27 @@ package final class UringBackend: Backend, @unchecked Sendable {
                 reap(&state)
                 return -1
             }
+            completions.resumeDeferred()
             guard let next else { return }
             wait = next
         }
     }
 
     package func service() -> Duration? {
-        state.withLock { state -> Duration? in
+        let interval = state.withLock { state -> Duration? in
             guard !state.tornDown else { return nil }
             submitPending()
             reap(&state)
             // Entries the kernel pushed back are retried on the next poll round.
             return io_uring_sq_ready(ring) > 0 ? .milliseconds(1) : nil
         }
+        completions.resumeDeferred()
+        return interval
     }
+
+    /// The ring's descriptor: readable while completions wait in the ring. It stays open
+    /// until deinit; after shutdown it never becomes readable again.
+    package var harvestDescriptor: Int32? { ringFD }
 
     // MARK: - Cancellation and shutdown
 
@@ -568,7 +579,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
                 _ = state.resubmissions.removeFirst { $0 == Int32(slot) }
                 backgroundRecords[slot].awaitingResubmission = false
                 let result = finishBackground(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
-                completions.push(Completion(handle: handle, kernelReturn: result))
+                completions.push(Completion(handle: handle, kernelReturn: result), deferringResumption: true)
                 return true
             }
             guard requestCancel(of: handle) else { return true }  // shutdown or a later cancel retries
@@ -576,6 +587,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
             reap(&state)
             return true
         }
+        completions.resumeDeferred()
         if !accepted { throw .noSuchFileOrDirectory }
     }
 
@@ -591,7 +603,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
                 let handle = Handle(slot: Int(slot), generation: slots[Int(slot)].generation)
                 backgroundRecords[Int(slot)].awaitingResubmission = false
                 let result = finishBackground(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
-                completions.push(Completion(handle: handle, kernelReturn: result))
+                completions.push(Completion(handle: handle, kernelReturn: result), deferringResumption: true)
             }
             while state.inFlight > 0 {
                 let now = monotonicNanoseconds()
@@ -614,6 +626,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
             state.resubmitter = nil
             return (thread, state.resubmitterWake)
         }
+        completions.resumeDeferred()
         // The resubmission thread sees `tornDown` and returns; it owns no request any more.
         if let resubmitter {
             Housekeeping.signal(eventfd: resubmitter.wake)

@@ -26,8 +26,11 @@ public final class TestThread: Sendable {
         self.thread = thread
     }
 
-    /// Waits until the thread has exited. Call it once.
+    /// Waits until the thread has exited. Call it once (or `detach`).
     public func join() { pthread_join(thread, nil) }
+
+    /// Lets the thread go: its resources are freed when it exits. Call it once (or `join`).
+    public func detach() { pthread_detach(thread) }
 
     /// Runs `body` on a new thread and returns what it returned once that thread has exited.
     public static func run<Value: Sendable>(_ body: @escaping @Sendable () -> Value) -> Value {

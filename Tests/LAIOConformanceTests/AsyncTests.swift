@@ -1,0 +1,354 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LAIO
+import LAIOTestSupport
+import Synchronization
+import Testing
+
+/// The backends whose cached reads complete inline (the thread pool hands every call to a
+/// worker and answers within its lazy window, which a job count cannot pin down).
+let inlineBackends = allBackends.filter { $0 != .threads }
+
+/// `perform` on every backend: suspends only when a call blocks, resumes once, cancels
+/// through LAIO, waits for room, ends on close.
+@Suite("Async: perform")
+struct AsyncTests {
+    @Test("cached preads through perform never suspend the task", arguments: inlineBackends)
+    func cachedReadsDoNotSuspend(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        let file = try makeFile("async-cached", bytes: 64 * 1024)
+        defer { unlink(file.path) }
+        let fd = open(file.path, O_RDONLY)
+        defer { close(fd) }
+        let executor = CountingExecutor()
+        defer { executor.shutdown() }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        // Warm the pages first (the first read of each may go to the background).
+        for page in 0..<16 { _ = pread(fd, buffer.baseAddress, 4096, off_t(page * 4096)) }
+        let sendable = UnsafeSendable(buffer)
+        let (jobs, wrong) = try await Task(executorPreference: executor) { () async throws -> (Int, Int) in
+            let before = executor.jobsEnqueued
+            var wrong = 0
+            for i in 0..<2_000 {
+                let offset = (i % 16) * 4096
+                let count = try await laio.perform(.pread(fd: fd, buffer: sendable.value, offset: Int64(offset)))
+                if count != 4096 || Array(sendable.value.prefix(8)) != Array(file.content[offset..<offset + 8]) { wrong += 1 }
+            }
+            return (executor.jobsEnqueued - before, wrong)
+        }.value
+        #expect(jobs == 0, "\(jobs) jobs for 2,000 cached preads on \(kind)")
+        #expect(wrong == 0)
+        try expectNoCompletion(in: laio, within: .zero)
+    }
+
+    @Test("a read of an empty pipe suspends, and the write resumes it once", arguments: asynchronousBackends)
+    func pipeReadResumes(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let executor = CountingExecutor()
+        defer { executor.shutdown() }
+        let buffer = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1))
+        defer { buffer.value.deallocate() }
+        let started = Atomic<Bool>(false)
+        let task = Task(executorPreference: executor) { () async throws -> (Int, Int) in
+            let before = executor.jobsEnqueued
+            started.store(true, ordering: .releasing)
+            let count = try await laio.perform(.read(fd: r, buffer: buffer.value))
+            return (count, executor.jobsEnqueued - before)
+        }
+        while !started.load(ordering: .acquiring) { await Task.yield() }
+        // The read may or may not be in the kernel yet: either way it must see these bytes.
+        #expect(Glibc.write(w, "hello", 5) == 5)
+        let (count, jobs) = try await failingIfHung("pipe read on \(kind)") { try await task.value }
+        #expect(count == 5)
+        #expect(Array(buffer.value.prefix(5)) == Array("hello".utf8))
+        #expect(jobs <= 1, "resumed \(jobs) times")
+        try expectNoCompletion(in: laio)
+    }
+
+    @Test("a background call suspends and resumes exactly once", arguments: asynchronousBackends)
+    func backgroundResumesOnce(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        let executor = CountingExecutor()
+        defer { executor.shutdown() }
+        let jobs = try await Task(executorPreference: executor) { () async throws -> Int in
+            let before = executor.jobsEnqueued
+            _ = try await laio.perform(.nanosleep(.milliseconds(5)))
+            return executor.jobsEnqueued - before
+        }.value
+        #expect(jobs == 1, "a sleep resumed its task \(jobs) times")
+    }
+
+    @Test("a task cancelled before perform does not start the call", arguments: allBackends)
+    func cancelledBeforeStart(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let gate = Atomic<Bool>(false)
+        let byte = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1))
+        defer { byte.value.deallocate() }
+        let task = Task { () async throws -> Int in
+            while !gate.load(ordering: .acquiring) { await Task.yield() }
+            return try await laio.perform(.write(fd: w, buffer: UnsafeRawBufferPointer(byte.value)))
+        }
+        task.cancel()
+        gate.store(true, ordering: .releasing)
+        await #expect(throws: Errno.canceled) { try await task.value }
+        #expect(!isReadable(r), "the cancelled write wrote")
+    }
+
+    @Test("cancelling a waiting task cancels its call: ECANCELED, and the buffer is free", arguments: asynchronousBackends)
+    func cancelWhileWaiting(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let buffer = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1))
+        defer { buffer.value.deallocate() }
+        let task = Task { () async throws -> Int in
+            try await laio.perform(.read(fd: r, buffer: buffer.value))
+        }
+        // Until the call is outstanding, or the task has answered (it cannot have: no data).
+        while laio.outstandingCount == 0 { await Task.yield() }
+        task.cancel()
+        _ = await failingIfHung("cancel on \(kind)") {
+            await #expect(throws: Errno.canceled) { try await task.value }
+        }
+        #expect(laio.outstandingCount == 0)
+        // The call is over: bytes written now stay in the pipe.
+        #expect(Glibc.write(w, "late", 4) == 4)
+        var byte: UInt8 = 0
+        #expect(Glibc.read(r, &byte, 1) == 1 && byte == UInt8(ascii: "l"))
+        try expectNoCompletion(in: laio)
+    }
+
+    @Test("cancellation racing completion: every task gets ECANCELED or its bytes", arguments: asynchronousBackends)
+    func cancelRacesCompletion(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        let rounds = 200
+        var outcomes = (canceled: 0, read: 0)
+        for round in 0..<rounds {
+            let (r, w) = try makePipe()
+            defer { close(r); close(w) }
+            let buffer = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1))
+            defer { buffer.value.deallocate() }
+            let task = Task { () async throws -> Int in
+                try await laio.perform(.read(fd: r, buffer: buffer.value))
+            }
+            // Alternately before the call, while it waits and as its data arrives.
+            if round % 3 == 1 { while laio.outstandingCount == 0 { await Task.yield() } }
+            if round % 3 == 2 { _ = Glibc.write(w, "racing!!", 8) }
+            task.cancel()
+            if round % 3 != 2 { _ = Glibc.write(w, "racing!!", 8) }
+            let result = await failingIfHung("cancel race on \(kind)") { await task.result }
+            switch result {
+            case .success(let count):
+                #expect(count == 8 && Array(buffer.value) == Array("racing!!".utf8))
+                outcomes.read += 1
+            case .failure(let error):
+                #expect(error as? Errno == .canceled)
+                // Nothing was taken from the pipe.
+                #expect(Glibc.read(r, buffer.value.baseAddress, 8) == 8)
+                outcomes.canceled += 1
+            }
+        }
+        #expect(outcomes.canceled + outcomes.read == rounds)
+        #expect(laio.outstandingCount == 0)
+        try expectNoCompletion(in: laio)
+    }
+
+    @Test("submit and perform on one context: poll sees only submitted calls", arguments: asynchronousBackends)
+    func mixing(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        let (r1, w1) = try makePipe()
+        let (r2, w2) = try makePipe()
+        defer { close(r1); close(w1); close(r2); close(w2) }
+        let polled = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
+        let awaited = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1))
+        defer { polled.deallocate(); awaited.value.deallocate() }
+        let handle = try submitBlockedRead(laio, fd: r1, into: polled)
+        let task = Task { () async throws -> Int in try await laio.perform(.read(fd: r2, buffer: awaited.value)) }
+        while laio.outstandingCount < 2 { await Task.yield() }
+        #expect(Glibc.write(w2, "awaited", 7) == 7)
+        #expect(try await failingIfHung("mixed perform on \(kind)") { try await task.value } == 7)
+        // Polling while the awaited call finished: it is not there.
+        #expect(try laio.poll(maximum: 8, timeout: .zero).isEmpty)
+        #expect(Glibc.write(w1, "polled", 6) == 6)
+        #expect(try awaitCompletion(of: handle, in: laio) == .success(6))
+        #expect(Array(polled.prefix(6)) == Array("polled".utf8))
+        #expect(Array(awaited.value.prefix(7)) == Array("awaited".utf8))
+    }
+
+    @Test("at capacity, perform waits for room instead of throwing EAGAIN", arguments: asynchronousBackends)
+    func waitsForRoom(_ kind: BackendKind) async throws {
+        let capacity = 4
+        let laio = try Context(backend: kind, threads: ThreadPoolSettings(workers: 8, capacity: capacity),
+                               uring: UringSettings(capacity: capacity))
+        let tasks = 24
+        var pipes: [(Int32, Int32)] = []
+        for _ in 0..<tasks { pipes.append(try makePipe()) }
+        defer { for (r, w) in pipes { close(r); close(w) } }
+        let buffers = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 8 * tasks, alignment: 1))
+        defer { buffers.value.deallocate() }
+        let reads = pipes.map(\.0)
+        let results = try await failingIfHung("capacity on \(kind)") {
+            try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                for i in 0..<tasks {
+                    group.addTask {
+                        let buffer = UnsafeMutableRawBufferPointer(rebasing: buffers.value[(8 * i)..<(8 * i + 8)])
+                        return (i, try await laio.perform(.read(fd: reads[i], buffer: buffer)))
+                    }
+                }
+                // The calls fill the capacity; the others wait. Feed them all.
+                while laio.outstandingCount < capacity { await Task.yield() }
+                #expect(laio.outstandingCount <= capacity + 1)
+                for (i, (_, w)) in pipes.enumerated() {
+                    var byte = UInt8(i)
+                    #expect(Glibc.write(w, &byte, 1) == 1)
+                }
+                var results: [Int: Int] = [:]
+                for try await (i, count) in group { results[i] = count }
+                return results
+            }
+        }
+        #expect(results.count == tasks && results.values.allSatisfy { $0 == 1 })
+        for i in 0..<tasks { #expect(buffers.value[8 * i] == UInt8(i)) }
+        #expect(laio.outstandingCount == 0)
+    }
+
+    @Test("close ends awaited calls and tasks waiting for room; none hangs", arguments: asynchronousBackends)
+    func closeEndsEveryWait(_ kind: BackendKind) async throws {
+        let capacity = 3
+        let laio = try Context(backend: kind, threads: ThreadPoolSettings(workers: 8, capacity: capacity),
+                               uring: UringSettings(capacity: capacity))
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let tasks = 10
+        let buffers = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 8 * tasks, alignment: 1))
+        defer { buffers.value.deallocate() }
+        let errors = await failingIfHung("close on \(kind)") {
+            await withTaskGroup(of: Result<Int, Errno>.self) { group in
+                for i in 0..<tasks {
+                    group.addTask {
+                        let buffer = UnsafeMutableRawBufferPointer(rebasing: buffers.value[(8 * i)..<(8 * i + 8)])
+                        do throws(Errno) {
+                            return .success(try await laio.perform(.read(fd: r, buffer: buffer)))
+                        } catch {
+                            return .failure(error)
+                        }
+                    }
+                }
+                while laio.outstandingCount < capacity { await Task.yield() }
+                laio.close()
+                var errors: [Result<Int, Errno>] = []
+                for await result in group { errors.append(result) }
+                return errors
+            }
+        }
+        #expect(errors.count == tasks)
+        for result in errors {
+            #expect(result == .failure(.canceled) || result == .failure(.badFileDescriptor), "\(result)")
+        }
+        #expect(errors.contains(.failure(.canceled)))
+        // Nothing reads the pipe any more.
+        #expect(Glibc.write(w, "after", 5) == 5)
+        var bytes = [UInt8](repeating: 0, count: 5)
+        #expect(Glibc.read(r, &bytes, 5) == 5)
+        await #expect(throws: Errno.badFileDescriptor) { try await laio.perform(.nanosleep(.zero)) }
+    }
+
+    @Test("1,000 concurrent tasks doing pipe round trips and file reads: every result right", arguments: asynchronousBackends)
+    func thousandsOfTasks(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        let file = try makeFile("async-many", bytes: 256 * 1024)
+        defer { unlink(file.path) }
+        let fd = open(file.path, O_RDONLY)
+        defer { close(fd) }
+        // Half of the file's pages cold.
+        _ = posix_fadvise(fd, 128 * 1024, 0, POSIX_FADV_DONTNEED)
+        let tasks = 1_000
+        let content = file.content
+        let wrong = try await failingIfHung("1,000 tasks on \(kind)") {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for i in 0..<tasks {
+                    group.addTask {
+                        var wrong = 0
+                        let (r, w) = try makePipe()
+                        defer { close(r); close(w) }
+                        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
+                        defer { buffer.deallocate() }
+                        let message = Array("task \(i)".utf8)
+                        // The write comes from another task, after the read may have suspended.
+                        async let written = Task { () async throws -> Int in
+                            await Task.yield()
+                            return message.withUnsafeBytes { Glibc.write(w, $0.baseAddress, $0.count) }
+                        }.value
+                        let count = try await laio.perform(.read(fd: r, buffer: buffer))
+                        if try await written != message.count || count != message.count
+                            || Array(buffer.prefix(count)) != message { wrong += 1 }
+                        let offset = (i * 4096) % (256 * 1024)
+                        let read = try await laio.perform(.pread(fd: fd, buffer: buffer, offset: Int64(offset)))
+                        if read != 4096 || Array(buffer.prefix(64)) != Array(content[offset..<offset + 64]) { wrong += 1 }
+                        return wrong
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+        }
+        #expect(wrong == 0)
+        #expect(laio.outstandingCount == 0)
+        try expectNoCompletion(in: laio)
+    }
+
+    @Test("tasks whose every job runs on a new thread that then exits", arguments: allBackends)
+    func threadsComeAndGo(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        let file = try makeFile("async-threads", bytes: 64 * 1024)
+        defer { unlink(file.path) }
+        let fd = open(file.path, O_RDONLY)
+        defer { close(fd) }
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        let executor = ThreadPerJobExecutor()
+        let content = file.content
+        let tasks = 40
+        let wrong = try await failingIfHung("thread per job on \(kind)") {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for i in 0..<tasks {
+                    group.addTask(executorPreference: executor) {
+                        var wrong = 0
+                        let (r, w) = try makePipe()
+                        defer { close(r); close(w) }
+                        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
+                        defer { buffer.deallocate() }
+                        for round in 0..<4 {
+                            let offset = ((i * 4 + round) * 4096) % (64 * 1024)
+                            // A cold or cached read, then a pipe read the next job's thread completes.
+                            let read = try await laio.perform(.pread(fd: fd, buffer: buffer, offset: Int64(offset)))
+                            if read != 4096 || Array(buffer.prefix(32)) != Array(content[offset..<offset + 32]) { wrong += 1 }
+                            async let written = Task(executorPreference: executor) { () -> Int in
+                                Glibc.write(w, "round", 5)
+                            }.value
+                            let count = try await laio.perform(.read(fd: r, buffer: buffer))
+                            if await written != 5 || count != 5 || Array(buffer.prefix(5)) != Array("round".utf8) { wrong += 1 }
+                        }
+                        return wrong
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+        }
+        #expect(wrong == 0)
+        #expect(executor.jobsEnqueued > tasks)
+        #expect(laio.outstandingCount == 0)
+    }
+}
+
+/// A value the test hands to its tasks whose safety the test itself ensures (a buffer the
+/// awaited call alone uses until `perform` returns).
+struct UnsafeSendable<Value>: @unchecked Sendable {
+    // @unchecked: each test uses the value from one task at a time.
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
