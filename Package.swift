@@ -54,6 +54,9 @@ let package = Package(
         // A Flash-style event-driven static web server on LAIO.
         .target(name: "CHTTPD"),
         .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD", "LAIOArguments", argumentParser]),
+        // An async program on LAIO: checksums of a directory's files, cold and then warm.
+        .executableTarget(name: "laio-checksums", dependencies: ["LAIO", "LAIOArguments", argumentParser],
+                          path: "Examples/checksums"),
         // What the tests and laio-stress share: pipes, sockets, patterned files, threads,
         // exactly-once collection of completions, which backends start here. A plain target
         // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.

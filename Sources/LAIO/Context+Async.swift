@@ -60,6 +60,7 @@ extension Context {
             case let .completed(result):
                 return try result.get()
             case let .inProgress(handle):
+                suspensions.add(1, ordering: .relaxed)
                 return try await result(of: handle).get()
             }
         }

@@ -7,6 +7,7 @@ import CLinuxShims
 import LAIOCore
 import LAIOThreads
 import LAIOUring
+import Synchronization
 // The vocabulary of `import LAIO`, and nothing of the machinery below it.
 @_exported import enum LAIOCore.Operation
 @_exported import enum LAIOCore.OperationKind
@@ -53,6 +54,8 @@ public final class Context: Sendable {
     let completions: CompletionQueue
     /// Reaps the ring for tasks awaiting calls in it (`perform`), on backends with a ring.
     let harvester: Harvester?
+    /// `perform` calls that went to the background (`suspendedCalls`).
+    let suspensions = Atomic<Int>(0)
     /// The fork generation of the process that made the context: in a forked child the
     /// context is not usable (its ring is shared with the parent, its workers did not fork).
     private let forkGeneration: UInt
@@ -233,8 +236,13 @@ public final class Context: Sendable {
     /// never pay for it.
     public var notificationDescriptor: Int32 { backend.notificationDescriptor ?? completions.notificationDescriptor }
 
-    /// The number of operations that went to the background and were not yet returned by poll.
+    /// The number of operations that went to the background and were not yet reported
+    /// (by poll, or to their task for `perform`).
     public var outstandingCount: Int { completions.outstandingCount }
+
+    /// How many `perform` calls went to the background, and so suspended their task, since
+    /// the context was made (the others returned without suspending).
+    public var suspendedCalls: Int { suspensions.load(ordering: .relaxed) }
 
     /// Stops the context: later submits throw `EBADF`; queued operations are cancelled;
     /// blocked ones are interrupted; returns only when no call is running any more, so no
