@@ -7,6 +7,9 @@
 // cancelled at once, or only cancelled), sends on sockets, preads of a patterned file
 // (some cancelled), pwrites to a scratch file, fstats, opens (some cancelled) and closes;
 // about one call in eight is submitted by a thread that exits as soon as submit returns.
+// Meanwhile eight tasks await calls on the same context with `perform` (pipe reads that
+// another task's write completes, some cancelled, and preads of the patterned file): their
+// results must be right, and none of their completions may reach the poll loop.
 // Checks: every background call is reported exactly once; every byte read is the byte
 // written (a cancelled read's payload is found still in its pipe or socket); every open
 // descriptor is closed; closing the context with reads and sleeps in flight reports each
@@ -22,6 +25,7 @@ import CStressHeap
 import LAIO
 import LAIOArguments
 import LAIOTestSupport
+import Synchronization
 import SystemPackage
 
 /// What to run, from the command line.
@@ -213,6 +217,10 @@ final class Stress {
             }
             for completion in completions { settle(completion.handle, completion.result) }
         }
+    }
+
+    /// Once the poll loop and the awaiting tasks are done: nothing may be outstanding.
+    func checkNothingOutstanding() {
         if laio.outstandingCount != 0 { problem("\(laio.outstandingCount) operations still outstanding at the end") }
     }
 
@@ -458,6 +466,109 @@ extension Stress {
     }
 }
 
+/// Tasks that await calls with `perform` on the context the poll loop stresses, until told
+/// to stop: pipe reads whose write comes from another task (one in four cancelled as it
+/// waits), then a pread of the patterned file.
+final class AwaitingLoad: Sendable {
+    let laio: Context
+    let fd: Int32
+    let stopping = Atomic<Bool>(false)
+    let problems = LockBox<[String]>([])
+    let counts = LockBox<(awaited: Int, cancelled: Int)>((0, 0))
+    /// Posted when every task has ended; the semaphore is freed in `stop`, after the wait.
+    let done = UnsafeSendablePointer(UnsafeMutablePointer<sem_t>.allocate(capacity: 1))
+
+    init(laio: Context, filePath: String) {
+        self.laio = laio
+        fd = open(filePath, O_RDONLY | O_CLOEXEC)
+        sem_init(done.pointer, 0, 0)
+    }
+
+    func start() {
+        Task.detached {
+            await withTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 { group.addTask { await self.work(worker) } }
+            }
+            sem_post(self.done.pointer)
+        }
+    }
+
+    /// Stops the tasks and waits for them; returns how many calls they awaited and how
+    /// many of those were cancelled.
+    func stop() -> (Int, Int) {
+        stopping.store(true, ordering: .relaxed)
+        while sem_wait(done.pointer) != 0 && errno == EINTR {}
+        sem_destroy(done.pointer)
+        done.pointer.deallocate()
+        close(fd)
+        return counts.withLock { ($0.awaited, $0.cancelled) }
+    }
+
+    private func problem(_ text: String) { problems.withLock { if $0.count < 10 { $0.append("awaiting task: " + text) } } }
+
+    private func work(_ worker: Int) async {
+        let buffer = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096))
+        defer { buffer.value.deallocate() }
+        var round = 0
+        // On `blocking` a read of an empty pipe blocks its thread, and eight of them would
+        // hold every thread of the cooperative pool, the writers' too: preads only there.
+        let pipes = laio.backendKind != .blocking
+        while !stopping.load(ordering: .relaxed) {
+            round += 1
+            if pipes { await pipeRoundTrip(worker, round, buffer) }
+            let offset = ((round * 8 + worker) * 4096) % (1 << 20)
+            do {
+                let count = try await laio.perform(.pread(fd: fd, buffer: buffer.value, offset: Int64(offset)))
+                if count != 4096 || buffer.value[17] != patternByte(at: offset + 17) { problem("pread at \(offset) gave wrong bytes") }
+            } catch {
+                problem("pread failed: \(error)")
+            }
+            counts.withLock { $0.awaited += 1 }
+        }
+    }
+
+    private func pipeRoundTrip(_ worker: Int, _ round: Int, _ buffer: UnsafeSendable<UnsafeMutableRawBufferPointer>) async {
+        let pipe: (Int32, Int32)
+        do { pipe = try makePipe() } catch { problem("\(error)"); return }
+        defer { close(pipe.0); close(pipe.1) }
+        let cancel = (round + worker) % 4 == 0
+        let read = Task { () async throws -> Int in try await self.laio.perform(.read(fd: pipe.0, buffer: buffer.value)) }
+        if cancel {
+            while laio.outstandingCount == 0 && !stopping.load(ordering: .relaxed) { await Task.yield() }
+            read.cancel()
+        }
+        let message = "worker \(worker) round \(round)"
+        let written = message.withCString { Glibc.write(pipe.1, $0, strlen($0)) }
+        switch await read.result {
+        case .success(let count):
+            let got = String(decoding: UnsafeRawBufferPointer(rebasing: buffer.value[0..<max(count, 0)]), as: UTF8.self)
+            if count != written || got != message { problem("pipe read gave \(count) bytes \(got.debugDescription), wrote \(message)") }
+        case .failure(let error):
+            if !(cancel && error as? Errno == .canceled) { problem("pipe read failed: \(error)") }
+            // A cancelled read took nothing from the pipe.
+            else if Glibc.read(pipe.0, buffer.value.baseAddress, 4096) != written { problem("a cancelled read's bytes are not in its pipe") }
+            counts.withLock { $0.cancelled += 1 }
+        }
+        counts.withLock { $0.awaited += 1 }
+    }
+}
+
+/// A value handed to tasks whose safety its user ensures.
+struct UnsafeSendable<Value>: @unchecked Sendable {
+    // @unchecked: each buffer is used by one task at a time (the awaited call owns it
+    // until perform returns).
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// The semaphore of `AwaitingLoad`.
+struct UnsafeSendablePointer: @unchecked Sendable {
+    // @unchecked: a sem_t is made to be shared between threads; it is freed only after
+    // the last wait on it returned.
+    let pointer: UnsafeMutablePointer<sem_t>
+    init(_ pointer: UnsafeMutablePointer<sem_t>) { self.pointer = pointer }
+}
+
 /// The patterned file (1 MiB) and an empty scratch file, in /var/tmp.
 func makeFiles() -> (String, String) {
     do {
@@ -480,7 +591,12 @@ func round(_ options: Options, operations: Int, files: (String, String), quiet: 
         var roundOptions = options
         roundOptions.operations = operations
         let stress = Stress(laio: laio, options: roundOptions, seed: options.seed &+ UInt64(index) &* 0x9E37, filePath: files.0, scratchPath: files.1)
+        let awaiting = AwaitingLoad(laio: laio, filePath: files.0)
+        awaiting.start()
         let elapsed = ContinuousClock().measure { stress.run() }
+        let (awaited, awaitedCancelled) = awaiting.stop()
+        stress.errors += awaiting.problems.withLock { $0 }
+        stress.checkNothingOutstanding()
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         stress.closeWithCallsInFlight()
         stress.release()
@@ -489,7 +605,8 @@ func round(_ options: Options, operations: Int, files: (String, String), quiet: 
             var line = "\(kind): \(stress.submitted) operations in \(time) s: \(stress.synchronous) synchronous, "
             line += "\(stress.background) background (\(stress.reported) reported), \(stress.cancelsSent) cancels sent, "
             line += "\(stress.cancelled) cancelled, \(stress.payloadsFoundAfterCancel) cancelled reads' payloads found intact, "
-            line += "\(stress.closedInFlight) in flight at close, \(stress.fromExitedThreads) submitted by exited threads; "
+            line += "\(stress.closedInFlight) in flight at close, \(stress.fromExitedThreads) submitted by exited threads, "
+            line += "\(awaited) awaited by tasks (\(awaitedCancelled) cancelled); "
             line += stress.errors.isEmpty ? "no problem" : "\(stress.errors.count) problem(s):"
             print(line)
         }
