@@ -267,8 +267,11 @@ package final class UringBackend: Backend, @unchecked Sendable {
             slots[Int(slot)].inFlight = true
             state.inFlight += 1
             submitPending()
-            if let result = takeOwnCompletion(handle.rawValue, &state) ?? reap(&state, looking: handle.rawValue) {
-                return .success(.completed(Result(kernelReturn: result)))
+            // The entry is read again only under this lock, before any other is prepared.
+            let own = takeOwnCompletion(handle.rawValue, entry: entry, &state)
+                ?? reap(&state, looking: handle.rawValue, entry: entry)
+            if let own, own != Self.interruptedInline {
+                return .success(.completed(Result(kernelReturn: own)))
             }
             // Only a reap under this lock can see its completion, so the credit is in place
             // before the completion can reach the queue (and poll give it back).
@@ -278,6 +281,12 @@ package final class UringBackend: Backend, @unchecked Sendable {
             // kernel took it (nothing has written the ring's copy since prepare, under this
             // lock) and the thread's mark. Only calls that go to the background pay for this.
             backgroundRecords[Int(slot)] = UringBackgroundRecord(entry: entry.pointee, submitter: laio_shim_thread_mark_retain())
+            if own != nil {
+                // Issued in this thread, the read or write waited there and was interrupted
+                // (`isReadOrWrite`): it did nothing, so it goes to the background and
+                // the resubmission thread issues it again, straight to a worker.
+                scheduleResubmission(handle.rawValue, kernelReturn: -Int(EINTR), &state)
+            }
             return .success(.inProgress(handle))
         }
         completions.resumeDeferred()
@@ -286,11 +295,19 @@ package final class UringBackend: Backend, @unchecked Sendable {
 
     /// The fast path of an inline completion: when the ring holds exactly one completion
     /// and it is `own`'s, consume it and return its result. Otherwise leave the ring as it is.
+    /// `interruptedInline` instead of a result: the call is an interrupted read or write
+    /// (`isReadOrWrite`), consumed from the ring but not finished; its slot is still
+    /// in flight.
     @inline(__always)
-    private func takeOwnCompletion(_ own: UInt64, _ state: inout RingState) -> Int? {
+    private func takeOwnCompletion(_ own: UInt64, entry ownEntry: UnsafePointer<io_uring_sqe>,
+                                   _ state: inout RingState) -> Int? {
         guard io_uring_cq_ready(ring) == 1 else { return nil }
         let entry = ring.pointee.cq.cqes + Int(ring.pointee.cq.khead.pointee & ring.pointee.cq.ring_mask)
         guard entry.pointee.user_data == own else { return nil }
+        if entry.pointee.res == -EINTR, Self.isReadOrWrite(ownEntry.pointee.opcode) {
+            io_uring_cq_advance(ring, 1)
+            return Self.interruptedInline
+        }
         let result = finish(own, kernelReturn: Int(entry.pointee.res), &state)
         io_uring_cq_advance(ring, 1)
         return result
@@ -328,9 +345,11 @@ package final class UringBackend: Backend, @unchecked Sendable {
     // MARK: - Completions
 
     /// Moves every completion in the ring to the completion queue, except the one with
-    /// `user_data == own`, whose result it returns. Called with the lock held.
+    /// `user_data == own`, whose result it returns (or `interruptedInline`, as
+    /// `takeOwnCompletion`; `ownEntry` is its submission entry). Called with the lock held.
     @discardableResult
-    private func reap(_ state: inout RingState, looking own: UInt64 = 0) -> Int? {
+    private func reap(_ state: inout RingState, looking own: UInt64 = 0,
+                      entry ownEntry: UnsafePointer<io_uring_sqe>? = nil) -> Int? {
         var found: Int? = nil
         while true {
             var ready = io_uring_cq_ready(ring)
@@ -354,7 +373,9 @@ package final class UringBackend: Backend, @unchecked Sendable {
                     scheduleResubmission(data, kernelReturn: Int(entry.pointee.res), &state)
                     continue
                 }
-                if data == own {
+                if data == own, entry.pointee.res == -EINTR, let ownEntry, Self.isReadOrWrite(ownEntry.pointee.opcode) {
+                    found = Self.interruptedInline
+                } else if data == own {
                     found = finish(data, kernelReturn: Int(entry.pointee.res), &state)
                 } else {
                     let result = finishBackground(data, kernelReturn: Int(entry.pointee.res), &state)
@@ -413,11 +434,35 @@ package final class UringBackend: Backend, @unchecked Sendable {
         return finish(data, kernelReturn: value, &state)
     }
 
-    /// Whether a completion is the kernel's failure of a request because its submitting
-    /// thread exited before the request was done (the thread's mark says it exited: its
-    /// pthread key destructor runs before the kernel tears the thread down), and nobody
-    /// cancelled the call. The kernel gives these answers only for a request that did
-    /// nothing, so running it again is safe:
+    /// What `takeOwnCompletion` and `reap` give for the caller's own read or write that
+    /// the kernel answered with EINTR: not a result (no kernel answer is this negative).
+    private static let interruptedInline = Int.min
+
+    /// Whether `opcode` is a read or a write (READ, READV, WRITE, WRITEV): the kinds whose
+    /// EINTR is never reported as it is, whatever thread submitted them. io_uring issues
+    /// such a request first in the submitting thread, and on a file system that does not
+    /// honour IOCB_NOWAIT (FUSE with the page cache on asks its server for the file's
+    /// attributes, and for data not cached, synchronously) it waits there, inside
+    /// io_uring_enter; a signal or io_uring's own task-work notification (another request
+    /// of this thread completing meanwhile) then interrupts the wait, FUSE sends its server
+    /// an interrupt, and the read fails with EINTR though nobody interrupted the caller. An
+    /// interrupted read or write transferred nothing (a partial transfer is reported as its
+    /// count), so it is issued again, straight to an io-wq worker (IOSQE_ASYNC), which no
+    /// task work or signal of the caller interrupts. A `cancel` or `close` still gets the
+    /// kernel's answer, and a call is issued again at most four times.
+    @inline(__always)
+    private static func isReadOrWrite(_ opcode: UInt8) -> Bool {
+        let code = UInt32(opcode)
+        return code == IORING_OP_READ.rawValue || code == IORING_OP_READV.rawValue
+            || code == IORING_OP_WRITE.rawValue || code == IORING_OP_WRITEV.rawValue
+    }
+
+    /// Whether a completion is the kernel's failure of a request that nobody cancelled: an
+    /// EINTR of a read or write from any thread (`isReadOrWrite`), or an answer because
+    /// its submitting thread exited before the request was done (the thread's mark says it
+    /// exited: its pthread key destructor runs before the kernel tears the thread down).
+    /// The kernel gives these answers only for a request that did nothing, so running it
+    /// again is safe:
     /// - `ECANCELED`, any kind: a request waiting on a poll (reads and recvs of pipes and
     ///   sockets without data, sends into full buffers, accepts without a connection) is
     ///   removed before its retry ran, and a request queued for io-wq is dropped before a
@@ -430,8 +475,10 @@ package final class UringBackend: Backend, @unchecked Sendable {
     ///   the thread was gone; bytes it had transferred are reported as a count, not EFAULT.
     /// - `EINTR`, kinds whose interrupted call did nothing (reads, writes, recvs, sends,
     ///   accepts, stat, fsync, splice, opens that create nothing): an io-wq worker's call
-    ///   interrupted because its thread exited. Never a close, unlink, rename, mkdir or a
-    ///   creating open, which may have happened before the interruption (on NFS or FUSE).
+    ///   interrupted because its thread exited; for reads and writes also a first try in
+    ///   a live submitting thread that waited there and was interrupted. Never a close,
+    ///   unlink, rename, mkdir or a creating open, which may have happened before the
+    ///   interruption (on NFS or FUSE).
     /// A real EFAULT (a bad buffer) of an exited thread's read runs a second time and gives
     /// EFAULT again. After `close`, or after `cancel`, the answer is reported as it is; a
     /// call is run again at most four times. The run again uses the credentials and the
@@ -442,9 +489,10 @@ package final class UringBackend: Backend, @unchecked Sendable {
     private func isKernelCancellation(_ data: UInt64, kernelReturn value: Int, _ state: RingState) -> Bool {
         guard value == -Int(ECANCELED) || value == -Int(EFAULT) || value == -Int(EINTR) else { return false }
         let record = backgroundRecords + Handle(rawValue: data).slot
-        guard !state.closed, !record.pointee.cancelRequested, record.pointee.resubmissions < 4,
-              laio_shim_thread_mark_exited(record.pointee.submitter)
-        else { return false }
+        guard !state.closed, !record.pointee.cancelRequested, record.pointee.resubmissions < 4 else { return false }
+        // An interrupted read or write, of a live thread too (`isReadOrWrite`).
+        if value == -Int(EINTR), Self.isReadOrWrite(record.pointee.entry.opcode) { return true }
+        guard laio_shim_thread_mark_exited(record.pointee.submitter) else { return false }
         let opcode = UInt32(record.pointee.entry.opcode)
         func one(of opcodes: io_uring_op...) -> Bool { opcodes.contains { $0.rawValue == opcode } }
         switch Int32(-value) {
@@ -470,6 +518,9 @@ package final class UringBackend: Backend, @unchecked Sendable {
         let slot = Int32(truncatingIfNeeded: Handle(rawValue: data).slot)
         backgroundRecords[Int(slot)].awaitingResubmission = true
         backgroundRecords[Int(slot)].kernelAnswer = Int32(value)
+        // An interrupted call goes straight to a worker when issued again: its first try in
+        // the issuing thread is what waited and was interrupted (`isReadOrWrite`).
+        if value == -Int(EINTR) { backgroundRecords[Int(slot)].entry.flags |= UInt8(1) << UInt8(IOSQE_ASYNC_BIT) }
         state.resubmissions.append(slot)
         if state.resubmitter == nil { startResubmitter(&state) }
         if state.resubmitterWake >= 0 { Housekeeping.signal(eventfd: state.resubmitterWake) }

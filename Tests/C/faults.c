@@ -10,7 +10,8 @@
 // (nothing written), a slow read cancelled while it waits (reported once, ECANCELED or its
 // real bytes), and several slow reads in flight at once (each reported once with its own
 // bytes; the C ABI's process-wide context cannot be closed, so this stands in for the Swift
-// test of close). After each, the context must still serve a plain call.
+// test of close). After each, the context must still serve a plain call. Every wait for a
+// completion is bounded (WAIT_SECONDS): a call never reported fails the test, by name.
 // Exit status: 0 passed, 1 failed, 77 skipped (no mount given, or `uring` cannot start).
 #define _GNU_SOURCE
 #include "helpers.h"
@@ -89,26 +90,61 @@ static int open_mounted(const char *path, int flags) {
     return fd;
 }
 
-// Polls until the completion of `handle` arrives. Every test drains what it starts, so any
-// other completion is a failure. No timeout: a slow machine only makes this wait longer.
-static struct outcome wait_for(void *handle) {
+// How long one wait for completions may last before the calls waited for count as lost.
+// The slowest call here is a read faultfs holds 300 ms, so 60 s is 200 times that, room
+// for a loaded machine; the bound is not about speed: it turns a completion that never
+// comes (a bug) into a failure naming the call, instead of a test that hangs CI.
+enum { WAIT_SECONDS = 60 };
+
+static double monotonic_seconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+// laio_poll for up to `n` completions, waiting until `deadline` (monotonic_seconds) at
+// most. Returns what laio_poll returned, or 0 when the deadline passed first.
+static int poll_until(struct laio_completion *c, int n, double deadline) {
+    for (;;) {
+        double left = deadline - monotonic_seconds();
+        if (left <= 0) return 0;
+        struct timespec timeout = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        int got = laio_poll(c, n, &timeout);
+        if (got > 0 || (got < 0 && errno != EINTR)) return got;
+    }
+}
+
+// Ends the test after a wait that outlived WAIT_SECONDS: the calls still out own buffers
+// on the stack of the caller, which must not return while they may still be written.
+static void fail_lost(const char *what) {
+    CHECK(!"reported in time", "%s: not reported by laio_poll within %d s", what, WAIT_SECONDS);
+    printf("%s: %d checks, %d failed (stopped: a call was not reported)\n", backend, checks, failures);
+    for (int i = 0; i < made_count; i++) unlink(made[i]);
+    exit(1);
+}
+
+// Polls until the completion of `handle` (the call `what`) arrives. Every test drains what
+// it starts, so any other completion is a failure.
+static struct outcome wait_for(void *handle, const char *what) {
     struct laio_completion c;
-    int n = laio_poll(&c, 1, NULL);
-    CHECK(n == 1, "laio_poll(NULL timeout) returned %d (errno %d)", n, errno);
+    int n = poll_until(&c, 1, monotonic_seconds() + WAIT_SECONDS);
+    if (n == 0) fail_lost(what);
+    CHECK(n == 1, "laio_poll for %s returned %d (errno %d)", what, n, errno);
     CHECK(c.laio_h == handle, "completion for %p, expected %p", c.laio_h, handle);
     CHECK((c.laio_rv == -1) == (c.laio_errno != 0), "rv %ld with errno %d", c.laio_rv, c.laio_errno);
     return (struct outcome){c.laio_rv, c.laio_errno, 1};
 }
 
-// Runs a call through laio_syscall and waits for it if it went to the background.
-#define RUN(...) run_result(laio_syscall(__VA_ARGS__))
-static struct outcome run_result(long rv) {
+// Runs a call through laio_syscall and waits for it if it went to the background; a wait
+// that fails names the call by its arguments as written.
+#define RUN(...) run_result("laio_syscall(" #__VA_ARGS__ ")", laio_syscall(__VA_ARGS__))
+static struct outcome run_result(const char *what, long rv) {
     int error = errno;
     void *handle = laio_gethandle();
     if (rv == -1 && error == EINPROGRESS) {
         CHECK(background_possible, "the %s backend went to the background", backend);
         CHECK(handle != NULL, "EINPROGRESS without a handle");
-        return wait_for(handle);
+        return wait_for(handle, what);
     }
     CHECK(handle == NULL, "a synchronous call left handle %p", handle);
     return (struct outcome){rv, rv == -1 ? error : 0, 0};
@@ -224,7 +260,7 @@ static void test_cancel_slow_read(void) {
     int cancelled = laio_cancel(handle);
     int cancel_error = errno;
     CHECK(cancelled == 0 || cancel_error == ENOENT, "laio_cancel: %d errno %d", cancelled, cancel_error);
-    struct outcome o = wait_for(handle);
+    struct outcome o = wait_for(handle, "the cancelled slow pread64");
     if (o.rv == -1) {
         CHECK(o.error == ECANCELED, "the cancelled read: rv -1 errno %d (%s)", o.error, strerror(o.error));
         CHECK(cancelled == 0, "ECANCELED for a call laio_cancel did not find");
@@ -285,10 +321,19 @@ static void test_slow_reads_in_flight(void) {
     // Collect until every background read is reported; each completion must name a read
     // still outstanding (a duplicate or a stray fails), with its own bytes.
     int left = background;
+    double deadline = monotonic_seconds() + WAIT_SECONDS;
     while (left > 0) {
         struct laio_completion c[IN_FLIGHT + 2];
-        int n = laio_poll(c, IN_FLIGHT + 2, NULL);
-        CHECK(n >= 1, "laio_poll(NULL timeout) returned %d (errno %d)", n, errno);
+        int n = poll_until(c, IN_FLIGHT + 2, deadline);
+        if (n == 0) {
+            char what[128];
+            int used = snprintf(what, sizeof what, "slow reads in flight (%d of %d out):", left, background);
+            for (int i = 0; i < IN_FLIGHT; i++) {
+                if (!reported[i] && used < (int)sizeof what) used += snprintf(what + used, sizeof what - (size_t)used, " read %d", i);
+            }
+            fail_lost(what);
+        }
+        CHECK(n >= 1, "laio_poll for the slow reads returned %d (errno %d)", n, errno);
         if (n < 1) break;
         for (int k = 0; k < n; k++) {
             int i = 0;
