@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.2
 // swift-laio: Lazy Asynchronous I/O for modern Linux.
 import PackageDescription
 

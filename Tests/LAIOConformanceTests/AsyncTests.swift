@@ -259,7 +259,7 @@ struct AsyncTests {
         await #expect(throws: Errno.badFileDescriptor) { try await laio.perform(.nanosleep(.zero)) }
     }
 
-    @Test("1,000 concurrent tasks doing pipe round trips and file reads: every result right", arguments: asynchronousBackends)
+    @Test("2,000 concurrent tasks doing pipe round trips and file reads: every result right", arguments: asynchronousBackends)
     func thousandsOfTasks(_ kind: BackendKind) async throws {
         let laio = try makeContext(kind)
         let file = try makeFile("async-many", bytes: 256 * 1024)
@@ -268,9 +268,9 @@ struct AsyncTests {
         defer { close(fd) }
         // Half of the file's pages cold.
         _ = posix_fadvise(fd, 128 * 1024, 0, POSIX_FADV_DONTNEED)
-        let tasks = 1_000
+        let tasks = 2_000
         let content = file.content
-        let wrong = try await failingIfHung("1,000 tasks on \(kind)") {
+        let wrong = try await failingIfHung("2,000 tasks on \(kind)") {
             try await withThrowingTaskGroup(of: Int.self) { group in
                 for i in 0..<tasks {
                     group.addTask {
