@@ -90,7 +90,11 @@ struct AsyncCallsTests {
         let laio = try makeContext(kind)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
         defer { buffer.deallocate() }
-        let bad = FileDescriptor(rawValue: 9_999)
+        // Above RLIMIT_NOFILE (20,000 here, 1,024 by default), so never another test's
+        // descriptor: tests run in parallel and hold thousands.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let bad = FileDescriptor(rawValue: Int32(clamping: max(limit.rlim_cur, 1 << 20) &+ 1))
         await #expect(throws: Errno.badFileDescriptor) { _ = try await laio.read(from: bad, into: buffer) }
         await #expect(throws: Errno.badFileDescriptor) { _ = try await laio.write(to: bad, from: UnsafeRawBufferPointer(buffer)) }
         await #expect(throws: Errno.badFileDescriptor) { try await laio.close(bad) }

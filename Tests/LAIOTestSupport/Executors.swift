@@ -30,6 +30,14 @@ public final class CountingExecutor: TaskExecutor, @unchecked Sendable {
         precondition(rc == 0, "pthread_create failed: \(rc)")
     }
 
+    deinit {
+        // The thread held a reference until it ended: nothing uses the lock any more.
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
     /// The jobs enqueued so far.
     public var jobsEnqueued: Int { count.load(ordering: .relaxed) }
 
@@ -123,11 +131,17 @@ final class Watchdog: @unchecked Sendable {
         }
     }
 
+    /// Stops the watch; call it once. The lock is freed once its thread has exited.
     func finish() {
         pthread_mutex_lock(mutex)
         finished = true
         pthread_cond_signal(condition)
         pthread_mutex_unlock(mutex)
         thread?.join()
+        thread = nil
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
     }
 }
