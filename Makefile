@@ -9,8 +9,12 @@
 # runs every test (scripts/test). `make faultfs` builds the fault-injecting FUSE file
 # system for tests and benchmarks (tools/faultfs/README.md) into .build/faultfs.
 #
-# The library uses the Swift runtime of the toolchain that built it (found through its
-# RUNPATH); it needs liburing at run time.
+# The library carries the Swift runtime inside it, linked statically and hidden: its
+# dynamic symbol table holds only the laio_* functions of laio.h, each at a version node of
+# Sources/CLAIO/liblaio.map. At run time it needs libc, libm, liburing, libstdc++ and
+# libgcc_s (the Swift runtime is written in C++), not the toolchain that built it.
+# It is built in a scratch folder of its own (.build-clib), so that its flags neither reach
+# nor rebuild the rest of the package's builds in .build.
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -19,11 +23,16 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 VERSION = 0.1.0
 SONAME = liblaio.so.0
 SWIFT ?= swift
-BUILT = .build/release/liblaio.so
+SCRATCH = .build-clib
+BUILT = $(SCRATCH)/release/liblaio.so
+MAP = Sources/CLAIO/liblaio.map
 
 .PHONY: all install uninstall clean bench bench-quick test faultfs
 all:
-	$(SWIFT) build -c release --product laio -Xlinker -soname=$(SONAME)
+	@# SwiftPM does not know the version script is an input of the link: relink when it changed.
+	@if [ -e $(BUILT) ] && [ $(MAP) -nt $(BUILT) ]; then rm -f $(BUILT); fi
+	$(SWIFT) build -c release --product laio --scratch-path $(SCRATCH) --disable-local-rpath \
+	    -Xswiftc -static-stdlib -Xlinker --version-script=$(CURDIR)/$(MAP) -Xlinker -soname=$(SONAME)
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
@@ -40,7 +49,7 @@ uninstall:
 	    $(DESTDIR)$(INCLUDEDIR)/laio.h $(DESTDIR)$(PKGCONFIGDIR)/laio.pc
 
 clean:
-	rm -rf .build/release/liblaio.so
+	rm -f $(BUILT)
 
 bench:
 	scripts/bench

@@ -8,7 +8,9 @@ let package = Package(
     name: "swift-laio",
     products: [
         .library(name: "LAIO", targets: ["LAIO"]),
-        // liblaio.so: the C ABI (include/laio.h; `make install` adds laio.pc).
+        // liblaio.so: the C ABI (include/laio.h). `make` links the installed form itself, with the
+        // Swift runtime static and only laio.h's functions exported (Makefile, Sources/CLAIO/liblaio.map);
+        // this product is the plain form the package's own builds and sanitizer runs link.
         .library(name: "laio", type: .dynamic, targets: ["laio"]),
         .executable(name: "laio-demo", targets: ["laio-demo"]),
         .executable(name: "laio-httpd", targets: ["laio-httpd"]),
