@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/vfs.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -128,6 +129,13 @@ long laio_shim_pread_nowait(int fd, void *buffer, size_t length, long long offse
     // RWF_NOWAIT is 8 in the kernel ABI; spelled out for headers that predate it.
     long r = syscall(SYS_preadv2, fd, &iov, 1, (long)offset, 0L, 8);
     return r == -1 ? -(long)errno : r;
+}
+
+int laio_shim_is_memory_file(int fd) {
+    struct statfs fs;
+    if (fstatfs(fd, &fs) != 0) return -errno;
+    // TMPFS_MAGIC and RAMFS_MAGIC of <linux/magic.h>, spelled out for headers without them.
+    return fs.f_type == 0x01021994 || fs.f_type == (long)0x858458f6;
 }
 
 long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long long offset) {

@@ -211,15 +211,16 @@ final class AutoBackend: Backend, @unchecked Sendable {
     private func runInline(_ operation: Operation, noNonBlockingForm: inout Bool) -> Result<Int, Errno>? {
         let answer: Int
         let wanted: Int
+        let fd: Int32
         // The buffers belong to the operation, which the caller keeps alive until submit returns.
         switch operation {
         // preadv2 reads at the file position for offset -1, where pread answers EINVAL:
         // negative offsets go to the route, which answers as pread does.
-        case let .pread(fd, buffer, offset) where offset >= 0:
-            wanted = buffer.count
+        case let .pread(descriptor, buffer, offset) where offset >= 0:
+            (fd, wanted) = (descriptor, buffer.count)
             answer = laio_shim_pread_nowait(fd, buffer.baseAddress, buffer.count, offset)
-        case let .preadv(fd, iovecs, offset) where offset >= 0:
-            wanted = iovecs.reduce(0) { $0 &+ $1.iov_len }
+        case let .preadv(descriptor, iovecs, offset) where offset >= 0:
+            (fd, wanted) = (descriptor, iovecs.reduce(0) { $0 &+ $1.iov_len })
             answer = laio_shim_preadv_nowait(fd, iovecs.baseAddress, Int32(clamping: iovecs.count), offset)
         case let .recv(fd, buffer, flags):
             // recv(2) returns whatever is there, so any count is its answer, except with
@@ -245,7 +246,10 @@ final class AutoBackend: Backend, @unchecked Sendable {
         if answer > 0 { return nil }
         switch Int32(-answer) {
         case EOPNOTSUPP:
-            noNonBlockingForm = true
+            // tmpfs answers RWF_NOWAIT with EOPNOTSUPP, yet io_uring reads it inline on
+            // kernels that take a file without a device for one that never waits (Debian
+            // 12's 6.1; scripts/test-kernels): only a file with storage goes to a worker.
+            noNonBlockingForm = laio_shim_is_memory_file(fd) != 1
             return nil
         case EAGAIN, EINVAL: return nil
         default: return .failure(Errno(rawValue: Int32(-answer)))

@@ -1,7 +1,7 @@
 // laio-demo: runs the same workloads on every backend and prints a comparison table.
 //
 //   laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N]
-//             [--dir DIR] [--tune | --fio] [--json FILE] [--list-backends]
+//             [--dir DIR] [--tune | --fio] [--json FILE] [--list-backends] [--kernel-report]
 //
 // Workloads: cached 4 KiB preads (against pread(2) in the same run), cold random 4 KiB
 // reads with 32 in flight (pages dropped with POSIX_FADV_DONTNEED before each run) and
@@ -9,7 +9,8 @@
 // --tune sweeps the thread pool's lazy window and worker count instead; --fio compares
 // cold random reads through every backend with fio's engines at 1, 8 and 32 in flight (see
 // FioComparison.swift). --json FILE also writes the tables printed, for reports.
-// --list-backends prints the backend words, one per line, for scripts.
+// --list-backends prints the backend words, one per line, for scripts. --kernel-report
+// prints what the running kernel gives each backend (KernelReport.swift).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,6 +62,9 @@ struct DemoCommand: ParsableCommand {
 
     @Flag(help: "Print the backend words, one per line, and exit.")
     var listBackends = false
+
+    @Flag(help: "Print the kernel's release, each backend's setup and routes, and the share of cached reads in --dir completed synchronously, and exit.")
+    var kernelReport = false
 
     func validate() throws {
         if let runs, runs <= 0 { throw ValidationError("--runs needs a positive number") }
@@ -252,6 +256,15 @@ func writeTables(to path: String) throws {
 let command = DemoCommand.parseCommandLine()
 if command.listBackends {
     for kind in BackendKind.allCases { print(kind.rawValue) }
+    exit(0)
+}
+if command.kernelReport {
+    do {
+        try kernelReport(directory: command.directory, reads: 2_000)
+    } catch {
+        printError("laio-demo: \(error)")
+        exit(1)
+    }
     exit(0)
 }
 do {

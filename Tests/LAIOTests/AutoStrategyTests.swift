@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinuxShims
 @testable import LAIO
 import LAIOTestSupport
 import Synchronization
@@ -282,6 +283,76 @@ struct AutoStrategyTests {
             #expect(try complete(.syscall(number: SyscallNumber.getpid), in: other) == .success(Int(getpid())))
         }
     }
+}
+
+/// A writable tmpfs (or ramfs) directory, or nil where none is mounted.
+let memoryDirectory: String? = {
+    for candidate in ["/dev/shm", "/tmp", "/run"] {
+        let fd = open(candidate, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { continue }
+        defer { close(fd) }
+        if laio_shim_is_memory_file(fd) == 1 && access(candidate, W_OK) == 0 { return candidate }
+    }
+    return nil
+}()
+
+/// Cached 4 KiB preads of a file in `directory` through `backend`: how many of `count` were
+/// synchronous, the auto counts, and what preadv2's RWF_NOWAIT says of the file.
+func cachedReads(_ backend: BackendKind, in directory: String, count: Int) throws
+    -> (synchronous: Int, statistics: RouteStatistics?, nowait: String) {
+    let size = 256 << 10
+    let path = "\(directory)/laio-test-memory-\(backend)-\(getpid())"
+    let content = pattern(count: size, seed: 5)
+    try writeFile(path, content)
+    defer { unlink(path) }
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw TestFailure("open \(path): \(Errno(rawValue: errno))") }
+    defer { close(fd) }
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+    defer { buffer.deallocate() }
+    let answer = laio_shim_pread_nowait(fd, buffer.baseAddress, 4096, 0)
+    let nowait = answer == 4096 ? "RWF_NOWAIT reads it" : "RWF_NOWAIT answers \(Errno(rawValue: Int32(-answer)))"
+    let laio = try Context(backend: backend)
+    var synchronous = 0
+    for round in 0..<count {
+        let offset = (round * 7919 % (size / 4096)) * 4096
+        let result: Result<Int, Errno>
+        switch try laio.submit(.pread(fd: fd, buffer: buffer, offset: Int64(offset))) {
+        case let .completed(answer): (result, synchronous) = (answer, synchronous + 1)
+        case let .inProgress(handle): result = try awaitCompletion(of: handle, in: laio)
+        }
+        guard result == .success(4096), buffer.elementsEqual(content[offset..<offset + 4096]) else {
+            throw TestFailure("\(backend): pread at \(offset) of a tmpfs file: \(result) or wrong bytes")
+        }
+    }
+    return (synchronous, laio.statistics, nowait)
+}
+
+/// Whether io_uring reads cached tmpfs files inline on this kernel: Debian 12's 6.1 does
+/// (it takes a file without a block device for one that never waits); 6.18 sends them to
+/// its workers (tmpfs files lack FMODE_NOWAIT there), so about half come back before
+/// submit returns and half later.
+let uringReadsMemoryFilesInline: Bool = {
+    guard Backends.starts(.uring), let directory = memoryDirectory,
+          let figures = try? cachedReads(.uring, in: directory, count: 500) else { return false }
+    return figures.synchronous >= 495
+}()
+
+/// Found on Debian 12's Linux 6.1 (scripts/test-kernels): tmpfs answers preadv2's RWF_NOWAIT
+/// with EOPNOTSUPP, and `auto` took that for a file whose reads may wait and sent every
+/// cached read of /tmp to an io-wq worker (97 % in the background), where `uring` (and io_uring's
+/// own non-blocking try) answered all of them inline.
+@Test("regression: where io_uring reads tmpfs files inline, auto's cached reads of them complete synchronously too",
+      .enabled(if: memoryDirectory != nil, "no writable tmpfs mounted on /dev/shm, /tmp or /run"),
+      .enabled(if: uringReadsMemoryFilesInline,
+               "io_uring does not read tmpfs files inline on this kernel (or cannot start): 6.18 sends them to its workers, 6.1 reads them inline"))
+func cachedReadsOfMemoryFiles() throws {
+    let directory = try #require(memoryDirectory)
+    let figures = try cachedReads(.auto, in: directory, count: 1_000)
+    let counts = figures.statistics.map { "\($0)" } ?? "no counts"
+    print("auto on tmpfs (\(figures.nowait)): \(figures.synchronous) of 1000 cached preads synchronous; \(counts)")
+    // A rare page-lock race may send one on; a worker for every read is the defect.
+    #expect(figures.synchronous >= 990, "\(figures.nowait); \(counts)")
 }
 
 /// The flake of the pool-only `auto` checks (one of 50 cached preads not `.success(4096)`,

@@ -67,6 +67,10 @@ int laio_shim_io_uring_disabled(void);
 /// when the file does not support RWF_NOWAIT).
 long laio_shim_pread_nowait(int fd, void *buffer, size_t length, long long offset);
 
+/// Whether fd's file lives in memory only (tmpfs, ramfs: fstatfs(2)'s f_type), where a read
+/// has no storage to wait for. 1, 0, or -errno from fstatfs.
+int laio_shim_is_memory_file(int fd);
+
 /// preadv(2) that never waits, like laio_shim_pread_nowait.
 long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long long offset);
 
