@@ -43,6 +43,13 @@ func concurrentReads(tasks: Int, offsets: [Int64],
     return Double(offsets.count) * 1e9 / Double(monotonicNanoseconds() - start)
 }
 
+/// The process's context switches so far, voluntary and not (getrusage).
+func processContextSwitches() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_nvcsw + usage.ru_nivcsw
+}
+
 func metric(_ name: String) -> BenchmarkMetric {
     .custom(name, polarity: .prefersLarger, useScalingFactor: false)
 }
@@ -95,25 +102,33 @@ func coldReadBenchmark() {
         })
     }
     let rates = variants.map { metric("\($0.name) reads/s") }
+    // What bounds a variant on two cores: the thread hand-offs each read costs.
+    let switches = variants.map {
+        BenchmarkMetric.custom("\($0.name) context switches per 100 reads", polarity: .prefersSmaller, useScalingFactor: false)
+    }
     // Ratios in percent (the harness's figures are integers), taken within each iteration.
     let ratios: [(BenchmarkMetric, numerator: String, denominator: String)] = [
         (metric("perform / NIOFileSystem shared %"), "auto perform, 32 tasks", "NIOFileSystem shared, 32 tasks"),
         (metric("perform / NIOFileSystem 32 threads %"), "auto perform, 32 tasks", "NIOFileSystem 32 threads, 32 tasks"),
         (metric("perform / submit-poll %"), "auto perform, 32 tasks", "auto submit/poll, 32 in flight"),
     ]
-    let configuration = Benchmark.Configuration(metrics: rates + ratios.map(\.0), warmupIterations: 0,
+    let configuration = Benchmark.Configuration(metrics: rates + ratios.map(\.0) + switches, warmupIterations: 0,
                                                 maxDuration: .seconds(90), maxIterations: 7)
     var iteration: UInt64 = 0
     Benchmark("cold random 4 KiB reads, 32 concurrent, side by side", configuration: configuration) { benchmark async throws in
         iteration += 1
         let offsets = randomOffsets(count: coldReadsPerBatch, fileSize: file.size, seed: iteration * 7919 + 32)
         var measured: [String: Double] = [:]
+        var switched: [String: Int] = [:]
         for step in 0..<variants.count {
             let variant = variants[(step + Int(iteration)) % variants.count]
             try file.dropCache()
+            let before = processContextSwitches()
             let rate = try await variant.run(offsets)
+            switched[variant.name] = (processContextSwitches() - before) * 100 / offsets.count
             measured[variant.name] = rate
         }
+        for (metric, variant) in zip(switches, variants) { benchmark.measurement(metric, switched[variant.name] ?? 0) }
         for (metric, variant) in zip(rates, variants) { benchmark.measurement(metric, Int(measured[variant.name] ?? 0)) }
         for (metric, numerator, denominator) in ratios {
             if let top = measured[numerator], let bottom = measured[denominator], bottom > 0 {
