@@ -77,6 +77,7 @@ let benchmarks: @Sendable () -> Void = {
     // synchronous rows use the same scale so that the rows compare.
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .throughput, .mallocCountTotal],
                                            scalingFactor: .kilo, maxDuration: .seconds(2))
+    // Never freed: the benchmarks' closures use it until the process ends.
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
     let shared = SharedBuffer(bytes: buffer)
 

@@ -28,6 +28,8 @@ func concurrentReads(tasks: Int, offsets: [Int64],
     try await withThrowingTaskGroup(of: Void.self) { group in
         for _ in 0..<tasks {
             group.addTask {
+                // Freed after the task's last read has returned (perform and readChunk
+                // return only once the read is over).
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
                 defer { buffer.deallocate() }
                 while true {

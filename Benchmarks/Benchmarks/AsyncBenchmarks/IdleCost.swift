@@ -74,6 +74,7 @@ func idleCostBenchmark() {
     let configuration = Benchmark.Configuration(
         metrics: [threadsAtCreation, threadsAtSynchronous, threadsAtBackground, wakeUpsAwaiting, wakeUpsEmpty],
         warmupIterations: 0, maxDuration: .seconds(60), maxIterations: 1)
+    // Never freed: a read left in flight by a failed iteration may still hold them.
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
     let byte = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
     let shared = SharedBuffer(bytes: byte)

@@ -75,6 +75,7 @@ let writeToResume = BenchmarkMetric.custom("write to resume (ns)", polarity: .pr
 
 func roundTripBenchmarks() {
     let echo = Echo()
+    // Never freed: the round trips' closures use it until the process ends.
     let byte = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
     let shared = SharedBuffer(bytes: byte)
     // One sample is 1,000 round trips (see the default configuration); each round trip
