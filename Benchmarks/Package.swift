@@ -14,6 +14,8 @@ let package = Package(
     dependencies: [
         .package(path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+        // Only for AsyncBenchmarks: what a Swift server reads files with today.
+        .package(url: "https://github.com/apple/swift-nio", "2.101.2"..<"2.102.0"),
     ],
     targets: [
         // The same submit-then-peek loop in C, straight on liburing.
@@ -35,6 +37,20 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/ColdReadBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // Context.perform against submit/poll and against SwiftNIO's file system and
+        // thread pool; the only target that needs swift-nio.
+        .executableTarget(
+            name: "AsyncBenchmarks",
+            dependencies: [
+                .product(name: "LAIO", package: root),
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/AsyncBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ]

@@ -1,0 +1,1 @@
+../../../Sources/laio-demo/ColdReads.swift
