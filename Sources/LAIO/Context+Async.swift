@@ -31,12 +31,19 @@ extension Context {
     /// Errors are the call's errno, as the system call gives it.
     nonisolated(nonsending)
     public func perform(_ operation: Operation) async throws(Errno) -> Int {
+        try await run(operation, cancellable: true)
+    }
+
+    /// `perform`; with `cancellable: false` the task's cancellation neither stops the call
+    /// nor keeps it from starting (a close must close).
+    nonisolated(nonsending)
+    func run(_ operation: Operation, cancellable: Bool) async throws(Errno) -> Int {
         guard madeHere else { throw .badFileDescriptor }
-        if Task.isCancelled { throw .canceled }
+        if cancellable && Task.isCancelled { throw .canceled }
         // Whether this task has waited for room: it then keeps its place at the front.
         var waited = false
         if completions.hasRoomWaiters {
-            try await waitForRoom(first: false)
+            try await waitForRoom(first: false, cancellable: cancellable)
             waited = true
         }
         while true {
@@ -49,7 +56,7 @@ extension Context {
                     // has not taken yet): look again after letting others run.
                     await Task.yield()
                 } else {
-                    try await waitForRoom(first: waited)
+                    try await waitForRoom(first: waited, cancellable: cancellable)
                     waited = true
                 }
                 continue
@@ -61,18 +68,18 @@ extension Context {
                 return try result.get()
             case let .inProgress(handle):
                 suspensions.add(1, ordering: .relaxed)
-                return try await result(of: handle).get()
+                return try await result(of: handle, cancellable: cancellable).get()
             }
         }
     }
 
     /// Suspends until a credit is free; throws `ECANCELED` if the task is cancelled
-    /// meanwhile, `EBADF` if the context is closed.
+    /// meanwhile (when `cancellable`), `EBADF` if the context is closed.
     nonisolated(nonsending)
-    private func waitForRoom(first: Bool) async throws(Errno) {
-        switch await completions.waitForRoom(first: first) {
+    private func waitForRoom(first: Bool, cancellable: Bool) async throws(Errno) {
+        switch await completions.waitForRoom(first: first, cancellable: cancellable) {
         case .room:
-            if Task.isCancelled {
+            if cancellable && Task.isCancelled {
                 completions.passRoomOn()
                 throw .canceled
             }
@@ -85,13 +92,17 @@ extension Context {
 
     /// The result of claimed call `handle`, suspending until it is reported.
     nonisolated(nonsending)
-    private func result(of handle: Handle) async -> Result<Int, Errno> {
+    private func result(of handle: Handle, cancellable: Bool) async -> Result<Int, Errno> {
         if let result = completions.takeResult(of: handle) { return result }
-        if !handle.isRouteTagged, let harvester, !harvester.callWentToRing() {
+        if !handle.isRouteTagged, let harvester, harvester.reapsRing, !harvester.callWentToRing() {
             return harvester.reapUntilReported(handle, in: completions)
         }
         let completions = self.completions
+        guard cancellable else {
+            return await withUnsafeContinuation { completions.wait(for: handle, with: $0) }
+        }
         let backend = self.backend
+        let harvester = self.harvester
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: CompletionQueue.Continuation) in
                 completions.wait(for: handle, with: continuation)
@@ -99,22 +110,29 @@ extension Context {
         } onCancel: {
             // ENOENT: it has finished; its report is on the way to this task.
             try? backend.cancel(handle)
+            // A cancel may need asking again (a pool worker's signal that came before its
+            // system call); poll does that, and for awaited calls the harvester does.
+            harvester?.cancelRequested()
         }
     }
 }
 
-/// The thread that reaps a context's ring for tasks awaiting calls in it, so that their
-/// completions reach them when nobody polls. It starts when the first awaited call goes
-/// to the ring, sleeps on the ring's descriptor while awaited calls are in the ring, and
-/// otherwise on an eventfd, without timeouts: an idle context costs one sleeping thread
-/// and no wake-ups. Pool completions do not need it (workers resume their tasks).
+/// The thread that services a context for tasks awaiting its calls when nobody polls: it
+/// reaps the ring, so that the completions of awaited calls in it reach their tasks, and
+/// asks again for cancels that need it (`Backend.service`). It starts when the first
+/// awaited call goes to the ring or the first awaited call is cancelled, sleeps on the
+/// ring's descriptor while awaited calls are in the ring, wakes every interval `service`
+/// asks for while it has work pending, and otherwise sleeps on an eventfd without timeout:
+/// an idle context costs one sleeping thread and no wake-ups. Pool completions do not
+/// need it (workers resume their tasks).
 final class Harvester: @unchecked Sendable {
     // @unchecked: `backend`, `completions` and `descriptor` are immutable; the thread, the
     // wake eventfd and `stopping` are touched only under `state`'s lock; `sleepingIdle` is atomic.
     private let backend: any Backend
     private let completions: CompletionQueue
-    /// The backend's `harvestDescriptor` (readable while completions wait in the ring).
-    private let descriptor: Int32
+    /// The backend's `harvestDescriptor` (readable while completions wait in the ring);
+    /// nil for backends without a ring.
+    private let descriptor: Int32?
     /// Set while the thread sleeps for want of awaited calls in the ring.
     private let sleepingIdle = Atomic<Bool>(false)
     private let state = Locked(State())
@@ -125,7 +143,7 @@ final class Harvester: @unchecked Sendable {
         var stopping = false
     }
 
-    init(backend: any Backend, completions: CompletionQueue, descriptor: Int32) {
+    init(backend: any Backend, completions: CompletionQueue, descriptor: Int32?) {
         self.backend = backend
         self.completions = completions
         self.descriptor = descriptor
@@ -137,13 +155,33 @@ final class Harvester: @unchecked Sendable {
     @inline(__always)
     func callWentToRing() -> Bool {
         if sleepingIdle.load(ordering: .sequentiallyConsistent) {
-            let wake = state.withLock { $0.wake }
-            if wake >= 0 { Housekeeping.signal(eventfd: wake) }
+            wake()
             return true
         }
         return state.withLock { state -> Bool in
             if state.thread != nil || state.stopping { return true }
             return start(&state)
+        }
+    }
+
+    /// Whether the backend has a ring for it to reap.
+    var reapsRing: Bool { descriptor != nil }
+
+    /// An awaited call was cancelled: the thread runs, and services the backend until the
+    /// cancel needs no more asking. If it cannot start, the cancel was asked once.
+    func cancelRequested() {
+        let running = state.withLock { state -> Bool in
+            if state.thread != nil { return true }
+            if !state.stopping { _ = start(&state) }
+            return false
+        }
+        if running { wake() }
+    }
+
+    /// Signals the eventfd, under the lock: `stop` closes it.
+    private func wake() {
+        state.withLock { state in
+            if state.wake >= 0 { Housekeeping.signal(eventfd: state.wake) }
         }
     }
 
@@ -172,7 +210,7 @@ final class Harvester: @unchecked Sendable {
         while true {
             _ = backend.service()
             if let result = completions.takeResult(of: handle) { return result }
-            _ = Housekeeping.waitReadable(descriptor, nanoseconds: 1_000_000)
+            if let descriptor { _ = Housekeeping.waitReadable(descriptor, nanoseconds: 1_000_000) }
         }
     }
 
@@ -188,29 +226,38 @@ final class Harvester: @unchecked Sendable {
         guard let (thread, wake) = running else { return }
         Housekeeping.signal(eventfd: wake)
         pthread_join(thread, nil)
-        _ = Glibc.close(wake)
+        // Under the lock, so that no `wake()` writes to the number once it is closed.
+        state.withLock { state in
+            _ = Glibc.close(wake)
+            state.wake = -1
+        }
     }
 
     private func run() {
         _ = laio_shim_worker_sigmask()
         let wake = state.withLock { $0.wake }
-        while !state.withLock({ $0.stopping }) {
-            if completions.untaggedClaimCount == 0 {
+        while true {
+            // Signals before this are answered by the service below.
+            Housekeeping.reset(eventfd: wake)
+            if state.withLock({ $0.stopping }) { return }
+            // Reaps the ring; re-sends pending cancels. An interval: more of that is pending.
+            let interval = backend.service()
+            let ringWork = descriptor != nil && completions.untaggedClaimCount > 0
+            if interval == nil && !ringWork {
                 // Marked first, then looked again: a call that goes to the ring after the
                 // mark sees it and signals (both sequentially consistent).
                 sleepingIdle.store(true, ordering: .sequentiallyConsistent)
-                if completions.untaggedClaimCount == 0 {
+                if descriptor == nil || completions.untaggedClaimCount == 0 {
                     _ = Housekeeping.waitReadable(wake, nanoseconds: nil)
                 }
                 sleepingIdle.store(false, ordering: .sequentiallyConsistent)
-                Housekeeping.reset(eventfd: wake)
                 continue
             }
-            let interval = backend.service()
-            guard completions.untaggedClaimCount > 0 else { continue }
-            _ = Housekeeping.waitReadable(wake, descriptor, nanoseconds: interval?.nanoseconds)
-            // A signal meant for an idle look that found work after all is spent here.
-            Housekeeping.reset(eventfd: wake)
+            if let descriptor, ringWork {
+                _ = Housekeeping.waitReadable(wake, descriptor, nanoseconds: interval?.nanoseconds)
+            } else {
+                _ = Housekeeping.waitReadable(wake, nanoseconds: interval?.nanoseconds)
+            }
         }
     }
 }

@@ -65,10 +65,12 @@ extension Context {
     }
 
     /// `close(2)` of `fd` (not of the context: that is `close()`). The descriptor is gone
-    /// afterwards even when it throws (`EINTR` and `EIO` are reports, not retries).
+    /// afterwards even when it throws (`EINTR` and `EIO` are reports, not retries), and
+    /// cancelling the task does not stop it: a close that did not happen would leak the
+    /// descriptor. (`EBADF` after the context is closed: then close it with close(2).)
     nonisolated(nonsending)
     public func close(_ fd: FileDescriptor) async throws(Errno) {
-        _ = try await perform(.close(fd: fd.rawValue))
+        _ = try await run(.close(fd: fd.rawValue), cancellable: false)
     }
 
     /// `newfstatat(2)` (glibc's `fstatat`): the status of `path`, relative to `directory`

@@ -52,7 +52,8 @@ public final class Context: Sendable {
     public let backendKind: BackendKind
     let backend: any Backend
     let completions: CompletionQueue
-    /// Reaps the ring for tasks awaiting calls in it (`perform`), on backends with a ring.
+    /// Services the backend for tasks awaiting its calls (`perform`) when nobody polls;
+    /// none on `blocking`, where nothing goes to the background.
     let harvester: Harvester?
     /// `perform` calls that went to the background (`suspendedCalls`).
     let suspensions = Atomic<Int>(0)
@@ -105,7 +106,7 @@ public final class Context: Sendable {
         self.backendKind = kind
         self.completions = queue
         let made = backend
-        self.harvester = made.harvestDescriptor.map { Harvester(backend: made, completions: queue, descriptor: $0) }
+        self.harvester = kind == .blocking ? nil : Harvester(backend: made, completions: queue, descriptor: made.harvestDescriptor)
         self.forkGeneration = laio_shim_fork_generation()
     }
 

@@ -236,39 +236,21 @@ package final class CompletionQueue: Sendable {
     /// Whether tasks wait for room (a new waiter queues behind them).
     package var hasRoomWaiters: Bool { roomWaiting.load(ordering: .relaxed) > 0 }
 
-    /// Suspends until a credit comes back, the task is cancelled, or `closeRoom` runs; in
+    /// Suspends until a credit comes back, the task is cancelled (when `cancellable`), or
+    /// `closeRoom` runs; in
     /// the order of arrival, or at the front with `first` (a woken waiter that lost its
     /// credit to a synchronous submit keeps its place). Returns `.room` at once when a
     /// credit is free when it looks.
-    nonisolated(nonsending) package func waitForRoom(first: Bool) async -> RoomWake {
+    nonisolated(nonsending) package func waitForRoom(first: Bool, cancellable: Bool = true) async -> RoomWake {
         let ticket = state.withLock { state -> UInt64 in
             state.nextRoomTicket &+= 1
             return state.nextRoomTicket
         }
+        guard cancellable else {
+            return await withUnsafeContinuation { queueForRoom($0, ticket: ticket, first: first, cancellable: false) }
+        }
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<RoomWake, Never>) in
-                let now = state.withLock { state -> RoomWake? in
-                    if state.roomClosed { return .closed }
-                    // Counted first, then the credits looked at; a credit returned after is
-                    // seen by its `release` (both sequentially consistent).
-                    roomWaiting.wrappingAdd(1, ordering: .sequentiallyConsistent)
-                    if outstanding.load(ordering: .sequentiallyConsistent) < capacity && (first || state.roomWaiters.isEmpty) {
-                        roomWaiting.wrappingSubtract(1, ordering: .relaxed)
-                        return .room
-                    }
-                    let waiter = RoomWaiter(ticket: ticket, continuation: continuation)
-                    if first {
-                        var reordered = Ring<RoomWaiter>(initialCapacity: state.roomWaiters.count + 1)
-                        reordered.append(waiter)
-                        while let next = state.roomWaiters.popFirst() { reordered.append(next) }
-                        state.roomWaiters = reordered
-                    } else {
-                        state.roomWaiters.append(waiter)
-                    }
-                    return nil
-                }
-                if let now { continuation.resume(returning: now) }
-            }
+            await withUnsafeContinuation { queueForRoom($0, ticket: ticket, first: first, cancellable: true) }
         } onCancel: {
             let found = state.withLock { state -> UnsafeContinuation<RoomWake, Never>? in
                 var found: UnsafeContinuation<RoomWake, Never>? = nil
@@ -282,6 +264,34 @@ package final class CompletionQueue: Sendable {
             }
             found?.resume(returning: .cancelled)
         }
+    }
+
+    /// Puts a waiter in line for room, or resumes it at once when it need not wait.
+    private func queueForRoom(_ continuation: UnsafeContinuation<RoomWake, Never>, ticket: UInt64, first: Bool, cancellable: Bool) {
+        let now = state.withLock { state -> RoomWake? in
+            if state.roomClosed { return .closed }
+            // Under the lock that the cancellation handler takes: a cancel that came before
+            // this look found no waiter to end, so it is seen here instead.
+            if cancellable && Task.isCancelled { return .cancelled }
+            // Counted first, then the credits looked at; a credit returned after is seen by
+            // its `release` (both sequentially consistent).
+            roomWaiting.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            if outstanding.load(ordering: .sequentiallyConsistent) < capacity && (first || state.roomWaiters.isEmpty) {
+                roomWaiting.wrappingSubtract(1, ordering: .relaxed)
+                return .room
+            }
+            let waiter = RoomWaiter(ticket: ticket, continuation: continuation)
+            if first {
+                var reordered = Ring<RoomWaiter>(initialCapacity: state.roomWaiters.count + 1)
+                reordered.append(waiter)
+                while let next = state.roomWaiters.popFirst() { reordered.append(next) }
+                state.roomWaiters = reordered
+            } else {
+                state.roomWaiters.append(waiter)
+            }
+            return nil
+        }
+        if let now { continuation.resume(returning: now) }
     }
 
     /// Wakes the first task waiting for room, if any (a waiter that does not use its wake,

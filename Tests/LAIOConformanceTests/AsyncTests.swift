@@ -218,6 +218,54 @@ struct AsyncTests {
         #expect(laio.outstandingCount == 0)
     }
 
+    @Test("a task waiting for room is cancelled: ECANCELED, and the calls ahead of it go on", arguments: asynchronousBackends)
+    func cancelWhileWaitingForRoom(_ kind: BackendKind) async throws {
+        let capacity = 2
+        let laio = try Context(backend: kind, threads: ThreadPoolSettings(workers: 4, capacity: capacity),
+                               uring: UringSettings(capacity: capacity))
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let buffers = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 3, alignment: 1))
+        defer { buffers.value.deallocate() }
+        func read(_ i: Int) -> Task<Int, any Error> {
+            Task { try await laio.perform(.read(fd: r, buffer: UnsafeMutableRawBufferPointer(rebasing: buffers.value[i..<i + 1]))) }
+        }
+        let first = read(0), second = read(1)
+        while laio.outstandingCount < capacity { await Task.yield() }
+        let third = read(2)
+        // Cancelled before or after it has queued for room: either way ECANCELED, and nothing read.
+        third.cancel()
+        _ = await failingIfHung("cancel of a wait for room on \(kind)") {
+            await #expect(throws: Errno.canceled) { try await third.value }
+        }
+        #expect(Glibc.write(w, "ab", 2) == 2)
+        let counts = try await failingIfHung("the calls ahead on \(kind)") { [try await first.value, try await second.value] }
+        #expect(counts == [1, 1])
+        #expect(Set([buffers.value[0], buffers.value[1]]) == Set(Array("ab".utf8)))
+        #expect(laio.outstandingCount == 0)
+    }
+
+    @Test("close(fd) in a cancelled task still closes the descriptor", arguments: allBackends)
+    func closeIgnoresCancellation(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        // A socket pair: the peer reads end of file once the closed end is gone (a check a
+        // reused descriptor number, another test's, cannot fool).
+        var pair: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        defer { close(pair[1]) }
+        let closing = pair[0]
+        let gate = Atomic<Bool>(false)
+        let task = Task { () async throws -> Void in
+            while !gate.load(ordering: .acquiring) { await Task.yield() }
+            try await laio.close(FileDescriptor(rawValue: closing))
+        }
+        task.cancel()
+        gate.store(true, ordering: .releasing)
+        try await task.value
+        var byte: UInt8 = 0
+        #expect(recv(pair[1], &byte, 1, Int32(MSG_DONTWAIT)) == 0, "the descriptor is still open")
+    }
+
     @Test("close ends awaited calls and tasks waiting for room; none hangs", arguments: asynchronousBackends)
     func closeEndsEveryWait(_ kind: BackendKind) async throws {
         let capacity = 3
