@@ -51,6 +51,9 @@ LAIO_CONFIGS = [("auto", "nonblocking"), ("auto-kernel-workers", "nonblocking"),
                 ("auto-no-io-uring", "nonblocking"), ("uring", "nonblocking"), ("uring", "laio"),
                 ("threads", "nonblocking"), ("threads", "laio"), ("blocking", "nonblocking")]
 NGINX_CONFIGS = ["nginx-aio-threads", "nginx-aio-off"]
+# laio-hummingbird (Integrations/LAIOHummingbird): Hummingbird 2's FileMiddleware over its own
+# LocalFileSystem (NIOFileSystem, a NIOThreadPool hop per call) and over LAIOFileSystem (auto).
+HUMMINGBIRD_CONFIGS = ["hummingbird-nio", "hummingbird-laio"]
 REGIMES = ["cached", "disk", "slow"]
 # Variants that are not a backend word: the backend they run and what they show.
 VARIANTS = {
@@ -63,7 +66,7 @@ VARIANTS = {
 SLOW_ONLY = {"laio-httpd/auto-kernel-workers/nonblocking"}     # measured in the slow regime only
 # --quick's slow regime: the servers its targets compare.
 QUICK_SLOW = ["laio-httpd/auto/nonblocking", "laio-httpd/auto-no-io-uring/nonblocking",
-              "laio-httpd/blocking/nonblocking", "nginx-aio-threads"]
+              "laio-httpd/blocking/nonblocking", "nginx-aio-threads"] + HUMMINGBIRD_CONFIGS
 SLOW_OPERATIONS = ["lookup", "getattr", "open", "read"]
 
 
@@ -72,7 +75,7 @@ def progress(message):
 
 
 def server_names(selected):
-    names = [f"laio-httpd/{b}/{n}" for b, n in LAIO_CONFIGS] + NGINX_CONFIGS
+    names = [f"laio-httpd/{b}/{n}" for b, n in LAIO_CONFIGS] + NGINX_CONFIGS + HUMMINGBIRD_CONFIGS
     if not selected:
         return names
     unknown = [s for s in selected if s not in names]
@@ -442,6 +445,11 @@ class Server:
                     thread_pool="thread_pool default threads=32 max_queue=65536;" if threads else "",
                     aio="aio threads;" if threads else "aio off;"))
             command = [args.nginx, "-c", conf]
+        elif name.startswith("hummingbird-"):
+            file_io = name.split("-", 1)[1]
+            command = [args.hummingbird, "--root", root, "--port", str(port), "--file-io", file_io]
+            if file_io == "laio":
+                command += ["--backend", "auto"]
         else:
             _, variant, network = name.split("/")
             backend, prefix, extra = VARIANTS.get(variant, (variant,))[0], [], []
@@ -646,6 +654,8 @@ def summarize(results, regime, servers, connections):
                 "vs_blocking": ratio("laio-httpd/blocking/nonblocking", "requests_per_s"),
                 "p99_vs_blocking": ratio("laio-httpd/blocking/nonblocking", "latency_p99_ms"),
                 "vs_auto_no_io_uring": ratio("laio-httpd/auto-no-io-uring/nonblocking", "requests_per_s"),
+                "vs_hummingbird_nio": ratio("hummingbird-nio", "requests_per_s"),
+                "p99_vs_hummingbird_nio": ratio("hummingbird-nio", "latency_p99_ms"),
             })
             bounded = [r for r in runs.values() if "load_bound" in r]
             if bounded:
@@ -673,6 +683,7 @@ def table(summary, regime):
     header += ["req/s vs nginx aio threads", "vs nginx aio off", "p99 vs nginx aio threads"]
     if regime == "slow":
         header += ["req/s vs blocking"]
+    header += ["req/s vs hummingbird-nio", "p99 vs hummingbird-nio"]
     lines = []
     for s in summary:
         line = [str(s["connections"]), s["server"], fmt(s["requests_per_s"]), fmt(s["mb_per_s"], 1),
@@ -685,6 +696,9 @@ def table(summary, regime):
         line += [fmt(s["vs_nginx_aio_threads"], 2), fmt(s["vs_nginx_aio_off"], 2), fmt(s["p99_vs_nginx_aio_threads"], 2)]
         if regime == "slow":
             line.append(fmt(s["vs_blocking"], 1))
+        hummingbird = s["server"].startswith("hummingbird-")
+        line += [fmt(s["vs_hummingbird_nio"] if hummingbird else None, 2),
+                 fmt(s["p99_vs_hummingbird_nio"] if hummingbird else None, 2)]
         lines.append(line)
     return header, lines
 
@@ -727,6 +741,21 @@ def targets(summaries):
                         figures.append(f"c={c}: {s[key]:.2f}{'' if s[key] >= goal else ' (missed)'}")
                 if figures:
                     out.append(f"{regime}: {server} vs {peer} (target >= {goal}): " + ", ".join(figures))
+    # Hummingbird: its FileMiddleware over LAIOFileSystem against over its own LocalFileSystem,
+    # requests/s at least 1.2 times, p99 no worse, cached and disk-bound (slow: reported).
+    for regime in ("cached", "disk", "slow"):
+        counts = sorted({s["connections"] for s in summaries.get(regime, [])})
+        for key, goal, what, above in (("vs_hummingbird_nio", 1.2, "req/s", True),
+                                       ("p99_vs_hummingbird_nio", 1.0, "p99", False)):
+            figures = []
+            for c in counts:
+                s = point(regime, "hummingbird-laio", c)
+                if s and s.get(key) is not None:
+                    met = s[key] >= goal if above else s[key] <= goal
+                    figures.append(f"c={c}: {s[key]:.2f}{'' if met or regime == 'slow' else ' (missed)'}")
+            if figures:
+                target = f"target {'>=' if above else '<='} {goal:g}" if regime != "slow" else "no target"
+                out.append(f"{regime}: hummingbird-laio {what} vs hummingbird-nio ({target}): " + ", ".join(figures))
     # Slow storage: laziness pays when every call waits; `auto` (nonblocking) against the
     # servers that wait in their event loop, against the load bound, and against itself
     # without io_uring.
@@ -908,6 +937,8 @@ def machine():
 def main():
     parser = argparse.ArgumentParser(description="laio-httpd against nginx on a SPECweb99-like file set.")
     parser.add_argument("--httpd", required=True, help="the laio-httpd binary")
+    parser.add_argument("--hummingbird", help="the laio-hummingbird binary (Integrations/LAIOHummingbird); "
+                        "none skips the hummingbird servers")
     parser.add_argument("--demo", help="the laio-demo binary (micro-benchmarks); none skips them")
     parser.add_argument("--quick", action="store_true", help="a one-minute smoke form")
     parser.add_argument("--runs", type=int, default=1, help="runs per figure (medians; default 1)")
@@ -962,6 +993,13 @@ def main():
             "tools/no-io-uring.c)")
         progress(f"laio-httpd/auto-no-io-uring/nonblocking not measured: {skipped['server laio-httpd/auto-no-io-uring/nonblocking']}")
     args.no_io_uring = os.path.abspath(args.no_io_uring)
+    if not (args.hummingbird and os.access(args.hummingbird, os.X_OK)):
+        dropped = [n for n in servers if n in HUMMINGBIRD_CONFIGS]
+        servers = [n for n in servers if n not in HUMMINGBIRD_CONFIGS]
+        for name in dropped:
+            skipped[f"server {name}"] = (f"no laio-hummingbird binary ({args.hummingbird or 'no --hummingbird'}; "
+                                         "scripts/bench builds it in Integrations/LAIOHummingbird)")
+            progress(f"{name} not measured: {skipped[f'server {name}']}")
     per_regime = {r: regime_servers(servers, r, quick, bool(args.servers)) for r in regimes}
     for tool in ("wrk", "nginx"):
         found = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None)
