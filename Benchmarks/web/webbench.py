@@ -1234,7 +1234,7 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
         print(part["text"].rstrip() + "\n")
     for regime, summary in summaries.items():
         header, rows = table(summary, regime)
-        print(f"laio-httpd and nginx, {titles[regime]}:")
+        print(f"The web servers, {titles[regime]}:")
         print(text_table(header, rows) + "\n")
     for key, note in skipped.items():
         print(f"{(skip_titles.get(key) or (key.split(' ', 1)[1] + ' not measured')).lower()}: {note}")
