@@ -251,3 +251,8 @@ int laio_shim_socket_error(int fd) {
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
     return error;
 }
+
+int laio_shim_semaphore_wait_until(sem_t *semaphore, int64_t deadline_ns) {
+    struct timespec deadline = { .tv_sec = deadline_ns / 1000000000, .tv_nsec = deadline_ns % 1000000000 };
+    return sem_clockwait(semaphore, CLOCK_MONOTONIC, &deadline) == 0 ? 0 : errno;
+}

@@ -92,7 +92,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
         } else {
             unavailable = "switched off (AutoSettings.useUring = false)"
         }
-        let poolSettings = threads ?? (ring == nil ? ThreadPoolSettings.withoutUring : ThreadPoolSettings())
+        let poolSettings = threads ?? (ring == nil ? ThreadPoolSettings.withoutUring : ThreadPoolSettings.besideUring)
         self.pool = try ThreadPoolBackend(settings: poolSettings, completions: completions, tagHandles: true)
         self.ring = ring
         self.uringUnavailable = unavailable
@@ -274,7 +274,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
 
     var details: String {
         "auto: " + (ring.map { "io_uring (flags \($0.setupFlags), \($0.fileWorkersDetails)) for what it runs, " } ?? "")
-            + "thread pool (\(pool.settings.workers) workers, idle spin \(pool.settings.idleSpin.nanoseconds / 1000) µs) for "
+            + "thread pool (\(pool.workerCounts.live) workers of at most \(pool.settings.maximumWorkers), idle spin \(pool.settings.idleSpin.nanoseconds / 1000) µs) for "
             + (uringUnavailable.map { "everything; io_uring not used: \($0)" } ?? "the rest")
             + (route(for: .pread).inlineFirst ? "; cached reads tried inline first" : "")
     }

@@ -35,6 +35,16 @@ package enum Housekeeping {
         while sem_wait(semaphore) != 0 && errno == EINTR {}
     }
 
+    /// Waits until `semaphore` can be taken or `nanoseconds` pass on the monotonic clock;
+    /// a signal does not end the wait. Returns true when the semaphore was taken.
+    package static func wait(_ semaphore: UnsafeMutablePointer<sem_t>, nanoseconds: Int64) -> Bool {
+        let deadline = monotonicNanoseconds() &+ max(nanoseconds, 0)
+        while true {
+            let rc = laio_shim_semaphore_wait_until(semaphore, deadline)
+            if rc != EINTR { return rc == 0 }
+        }
+    }
+
     /// Sleeps until `fd` is readable or `nanoseconds` pass (nil: no limit; negative: zero).
     /// Returns true when a signal handler ran on this thread meanwhile (EINTR): the wait
     /// ended early, and it is the caller's to report or to wait again.

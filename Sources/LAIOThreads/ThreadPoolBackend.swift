@@ -8,10 +8,20 @@ import LAIOCore
 import Synchronization
 import SystemPackage
 
-/// Settings of the `threads` backend.
+/// Settings of the `threads` backend, and of the pool behind `auto`.
+///
+/// The pool keeps a continuation for every call that blocks: a call handed over while no
+/// worker is free starts a new worker at once, up to `maximumWorkers`; beyond that bound
+/// calls wait their turn in order (none fails). Workers beyond `minimumWorkers` exit after
+/// `keepAlive` without work. A worker has a small stack (`workerStackSize`): it runs one
+/// system call at a time.
 public struct ThreadPoolSettings: Sendable, Equatable {
-    /// Worker threads, started with the context. Each runs one blocking call at a time.
-    public var workers: Int
+    /// Workers started with the context and kept while idle. At least 1.
+    public var minimumWorkers: Int
+    /// The most workers at once. Default: `defaultMaximumWorkers`, from the process's limits.
+    public var maximumWorkers: Int
+    /// How long a worker beyond `minimumWorkers` waits for new work before it exits.
+    public var keepAlive: Duration
     /// How long `submit` waits for the worker before answering `.inProgress`. A call that
     /// finishes within the window is returned synchronously, as if it had not blocked.
     /// Zero never waits: a call is then synchronous only if its worker finished it before
@@ -24,26 +34,75 @@ public struct ThreadPoolSettings: Sendable, Equatable {
     /// hand-off costs a cache-line transfer instead of a futex wake-up and a scheduler trip.
     public var idleSpin: Duration
 
-    /// The most workers and the largest capacity accepted; beyond them creation fails
-    /// with `EINVAL` instead of exhausting threads or memory.
-    public static let maximumWorkers = 1024
+    /// The largest `maximumWorkers` and `capacity` accepted; beyond them creation fails with
+    /// `EINVAL` instead of exhausting threads or memory.
+    public static let workerLimit = 16_384
     public static let maximumCapacity = 1 << 20
 
-    /// The pool of the `auto` strategy when io_uring cannot be used: idle workers park at
-    /// once, and there are 64 of them. It then carries every call that blocks (cached reads
-    /// are answered inline before it), so a quick hand-off buys little and spinning workers
-    /// take CPU from the ones doing I/O (measured in BENCHMARKS.md, "auto"); and on slow
-    /// storage each call that waits holds a worker, so 16 made it the bound (BENCHMARKS.md,
-    /// "Slow storage"). Parked workers cost a stack each, no CPU.
-    public static let withoutUring = ThreadPoolSettings(workers: 64, idleSpin: .zero)
+    /// The default bound on workers: 4,096, or less where the process's limits would run
+    /// out first — half of RLIMIT_NPROC, a quarter of the system's thread and process-id
+    /// limits (kernel.threads-max, kernel.pid_max), an eighth of the mappings a process may
+    /// have (vm.max_map_count; a stack and its guard are two); never below 16.
+    public static let defaultMaximumWorkers: Int = {
+        var bound = 4096
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(__RLIMIT_NPROC.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
+            bound = min(bound, Int(clamping: limit.rlim_cur / 2))
+        }
+        for (path, share) in [("/proc/sys/kernel/threads-max", 4), ("/proc/sys/kernel/pid_max", 4),
+                              ("/proc/sys/vm/max_map_count", 8)] {
+            if let value = readNumber(path) { bound = min(bound, value / share) }
+        }
+        return max(bound, 16)
+    }()
 
-    /// Defaults measured on a 2-core machine (see README, "Choosing the defaults").
-    public init(workers: Int = 16, lazyWindow: Duration = .microseconds(10), capacity: Int = 16_384,
-                idleSpin: Duration = .microseconds(20)) {
-        self.workers = workers
+    /// The stack of a worker thread: a worker runs one system call and the pool's loop.
+    /// Only the pages it touches are resident (BENCHMARKS.md, "Crowd").
+    public static let workerStackSize = 128 * 1024
+
+    /// The pool of the `auto` strategy when io_uring cannot be used: it then carries every
+    /// call that blocks (cached reads are answered inline before it), so idle workers park
+    /// at once (spinning ones would take CPU from the ones doing I/O) and a few are kept.
+    public static let withoutUring = ThreadPoolSettings(minimumWorkers: 4, idleSpin: .zero)
+
+    /// The pool of the `auto` strategy beside io_uring: it carries only what io_uring does
+    /// not run (sendfile, raw system calls), so it keeps two workers.
+    public static let besideUring = ThreadPoolSettings(minimumWorkers: 2)
+
+    /// Defaults measured on a 2-core machine (see BENCHMARKS.md).
+    public init(minimumWorkers: Int = 4, maximumWorkers: Int = ThreadPoolSettings.defaultMaximumWorkers,
+                keepAlive: Duration = .seconds(10), lazyWindow: Duration = .microseconds(10),
+                capacity: Int = 16_384, idleSpin: Duration = .microseconds(20)) {
+        self.minimumWorkers = minimumWorkers
+        self.maximumWorkers = maximumWorkers
+        self.keepAlive = keepAlive
         self.lazyWindow = lazyWindow
         self.capacity = capacity
         self.idleSpin = idleSpin
+    }
+
+    /// A pool of exactly `workers` threads, started with the context and never more.
+    public init(workers: Int, lazyWindow: Duration = .microseconds(10), capacity: Int = 16_384,
+                idleSpin: Duration = .microseconds(20)) {
+        self.init(minimumWorkers: workers, maximumWorkers: workers, lazyWindow: lazyWindow,
+                  capacity: capacity, idleSpin: idleSpin)
+    }
+
+    /// Whether the settings are in range (see each property).
+    var isValid: Bool {
+        minimumWorkers > 0 && minimumWorkers <= maximumWorkers && maximumWorkers <= Self.workerLimit
+            && capacity > 0 && capacity <= Self.maximumCapacity
+            && lazyWindow >= .zero && idleSpin >= .zero && keepAlive >= .zero
+    }
+
+    private static func readNumber(_ path: String) -> Int? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { _ = close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        return Int(String(decoding: bytes[..<count], as: UTF8.self).prefix { $0.isNumber })
     }
 }
 
@@ -56,18 +115,20 @@ public struct ThreadPoolSettings: Sendable, Equatable {
 /// signal (re-sent by `service()` until the call returns, so a signal that lands just before
 /// the worker enters the kernel is not lost).
 package final class ThreadPoolBackend: Backend, @unchecked Sendable {
-    // @unchecked: shared mutable state lives in `state` (a lock); each Slot's fields say
-    // what guards them; `slots` and `workers` are immutable arrays of reference objects.
+    // @unchecked: shared mutable state lives in `state` (a lock); each Slot's and Worker's
+    // fields say what guards them; `slots` is an immutable array of reference objects.
 
     package let settings: ThreadPoolSettings
     private let completions: CompletionQueue
     private let windowNanoseconds: Int64
     private let idleSpinNanoseconds: Int64
+    private let keepAliveNanoseconds: Int64
     private let slots: [Slot]
-    private let workers: [Worker]
     private let state: Locked<PoolState>
     /// Running operations with a cancellation request; lets `service()` skip its lock.
     private let pendingCancels = Atomic<Int>(0)
+    /// Set when a worker could not start (EAGAIN) while calls waited; `service()` tries again.
+    private let startRefused = Atomic<Bool>(false)
     private let cancelSignal = laio_shim_cancel_signal()
     /// Whether every handle this pool gives out carries the route tag (see `Handle`'s layout).
     private let tagsHandles: Bool
@@ -77,22 +138,29 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
 
     private struct PoolState {
         var queue = Ring<Int32>(initialCapacity: 256)
+        /// Idle workers, the most recently idle last: work goes to the last, so the ones
+        /// idle longest are the ones whose keep-alive runs out.
         var idle: [Int32] = []
         var cancelling: [Int32] = []
         var closing = false
+        /// Workers started and not yet exited.
         var liveWorkers = 0
+        /// Of those, the ones that have not yet looked at the queue: each will take a call.
+        var startingWorkers = 0
+        var peakWorkers = 0
+        /// Every worker record made so far, and the ones without a thread. A record is
+        /// reused by the next worker after its thread retired.
+        var workers: [Worker] = []
+        var freeWorkers: [Int32] = []
     }
 
-    /// Starts the pool's workers. Throws `EINVAL` for non-positive settings, or the errno of
-    /// a failed thread start or signal-handler installation.
+    /// Starts the pool's minimum of workers. Throws `EINVAL` for settings out of range, or
+    /// the errno of a failed thread start or signal-handler installation.
     ///
     /// Handles carry no route tag, except that `tagHandles` sets it in every one, so that a
     /// strategy sharing one completion queue with another backend can tell whose they are.
     package init(settings: ThreadPoolSettings, completions: CompletionQueue, tagHandles: Bool = false) throws(Errno) {
-        guard settings.workers > 0, settings.workers <= ThreadPoolSettings.maximumWorkers, settings.capacity > 0,
-              settings.lazyWindow >= .zero, settings.idleSpin >= .zero,
-              settings.capacity <= ThreadPoolSettings.maximumCapacity
-        else { throw .invalidArgument }
+        guard settings.isValid else { throw .invalidArgument }
         let installed = laio_shim_install_cancel_handler()
         guard installed == 0 else { throw Errno(rawValue: -installed) }
         self.settings = settings
@@ -100,14 +168,13 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
         self.tagsHandles = tagHandles
         self.windowNanoseconds = settings.lazyWindow.nanoseconds
         self.idleSpinNanoseconds = settings.idleSpin.nanoseconds
+        self.keepAliveNanoseconds = settings.keepAlive.nanoseconds
         self.slots = (0..<settings.capacity).map { _ in Slot() }
-        self.workers = (0..<settings.workers).map { _ in Worker() }
         self.freeSlots = FreeList(slots: slots)
         self.state = Locked(PoolState())
-        for index in workers.indices {
-            do throws(Errno) {
-                try start(worker: Int32(index))
-            } catch {
+        for _ in 0..<settings.minimumWorkers {
+            let (index, worker) = state.withLock { reserveWorker(&$0) }
+            if let error = start(index, worker) {
                 shutdown()
                 throw error
             }
@@ -117,8 +184,15 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     deinit { shutdown() }
 
     package var details: String {
-        "thread pool: \(settings.workers) workers, lazy window \(settings.lazyWindow.nanoseconds / 1000) µs, "
-            + "capacity \(settings.capacity)"
+        let (live, peak) = workerCounts
+        return "thread pool: \(live) workers (\(settings.minimumWorkers) kept, at most \(settings.maximumWorkers), "
+            + "peak \(peak), keep-alive \(settings.keepAlive.nanoseconds / 1_000_000_000) s), lazy window "
+            + "\(settings.lazyWindow.nanoseconds / 1000) µs, capacity \(settings.capacity)"
+    }
+
+    /// Workers alive now, and the most there have been at once.
+    package var workerCounts: (live: Int, peak: Int) {
+        state.withLock { ($0.liveWorkers, $0.peakWorkers) }
     }
 
     package func route(for kind: OperationKind) -> RoutePlan { RoutePlan(inlineFirst: false, destination: .threads) }
@@ -147,10 +221,16 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             slot.phase.store(Phase.waiting, ordering: .relaxed)
             if let worker = state.idle.popLast() {
                 slot.status = .running(worker)
-                return .handed(index, worker)
+                return .handed(index, state.workers[Int(worker)])
             }
             slot.status = .queued
             state.queue.append(index)
+            // No worker is free: one more starts for this call, unless one that is starting
+            // already will take it, or the pool is at its bound (then calls wait in order).
+            if state.queue.count > state.startingWorkers && state.liveWorkers < settings.maximumWorkers {
+                let (workerIndex, worker) = reserveWorker(&state)
+                return .starting(index, workerIndex, worker)
+            }
             return .queued(index)
         }
         let index: Int32
@@ -159,7 +239,12 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             completions.release()
             throw .badFileDescriptor
         case let .handed(slotIndex, worker):
-            workers[Int(worker)].deliver(slotIndex)
+            worker.deliver(slotIndex)
+            index = slotIndex
+        case let .starting(slotIndex, workerIndex, worker):
+            // A refused start (EAGAIN at RLIMIT_NPROC) leaves the call queued for a worker
+            // that frees up, and `service()` tries again.
+            if start(workerIndex, worker) != nil { startRefused.store(true, ordering: .relaxed) }
             index = slotIndex
         case let .queued(slotIndex):
             index = slotIndex
@@ -195,7 +280,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
         return .inProgress(handle)
     }
 
-    private enum Dispatch { case closed, handed(Int32, Int32), queued(Int32) }
+    private enum Dispatch { case closed, handed(Int32, Worker), starting(Int32, Int32, Worker), queued(Int32) }
 
     // MARK: Cancelling
 
@@ -222,7 +307,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                 }
                 // Under the lock: a worker leaves its loop (and may be joined) only after
                 // taking it, so the thread is alive here.
-                _ = pthread_kill(workers[Int(worker)].thread, cancelSignal)
+                _ = pthread_kill(state.workers[Int(worker)].thread, cancelSignal)
                 return .interrupted
             case .free:
                 return .notFound
@@ -241,9 +326,32 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     private enum CancelAction { case notFound, report, interrupted }
 
     package func service() -> Duration? {
-        guard pendingCancels.load(ordering: .relaxed) > 0 else { return nil }
-        reassertCancels()
-        return .milliseconds(1)
+        var next: Duration? = nil
+        if pendingCancels.load(ordering: .relaxed) > 0 {
+            reassertCancels()
+            next = .milliseconds(1)
+        }
+        if startRefused.load(ordering: .relaxed) && !retryStart() {
+            next = min(next ?? .milliseconds(10), .milliseconds(10))
+        }
+        return next
+    }
+
+    /// Tries again to start a worker for waiting calls after a start was refused. Returns
+    /// true when no more tries are needed (a worker started, or no call waits for one).
+    private func retryStart() -> Bool {
+        let reserved = state.withLock { state -> (Int32, Worker)? in
+            guard !state.closing, state.queue.count > state.startingWorkers,
+                  state.liveWorkers < settings.maximumWorkers else { return nil }
+            return reserveWorker(&state)
+        }
+        guard let (index, worker) = reserved else {
+            startRefused.store(false, ordering: .relaxed)
+            return true
+        }
+        if start(index, worker) != nil { return false }
+        startRefused.store(false, ordering: .relaxed)
+        return true
     }
 
     /// Re-sends the cancel signal to every worker still running a cancelled call.
@@ -251,7 +359,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
         state.withLock { state in
             for index in state.cancelling {
                 if case let .running(worker) = slots[Int(index)].status {
-                    _ = pthread_kill(workers[Int(worker)].thread, cancelSignal)
+                    _ = pthread_kill(state.workers[Int(worker)].thread, cancelSignal)
                 }
             }
         }
@@ -260,8 +368,8 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     // MARK: Shutting down
 
     package func shutdown() {
-        let (first, cancelled) = state.withLock { state -> (Bool, [Handle]) in
-            guard !state.closing else { return (false, []) }
+        let cancelled = state.withLock { state -> [Handle] in
+            guard !state.closing else { return [] }
             state.closing = true
             // Queued background calls leave the queue, freed; calls in a caller's lazy window
             // stay for a worker to run.
@@ -276,9 +384,9 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                 }
             }
             state.queue = kept
-            for worker in state.idle { workers[Int(worker)].deliver(Mailbox.recheck) }
+            for worker in state.idle { state.workers[Int(worker)].deliver(Mailbox.recheck) }
             state.idle.removeAll()
-            return (true, cancelled)
+            return cancelled
         }
         for handle in cancelled {
             completions.push(Completion(handle: handle, result: .failure(.canceled)))
@@ -295,7 +403,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                         state.cancelling.append(Int32(index))
                         pendingCancels.wrappingAdd(1, ordering: .relaxed)
                     }
-                    _ = pthread_kill(workers[Int(worker)].thread, cancelSignal)
+                    _ = pthread_kill(state.workers[Int(worker)].thread, cancelSignal)
                 }
                 return state.liveWorkers
             }
@@ -303,54 +411,70 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             var pause = timespec(tv_sec: 0, tv_nsec: 500_000)
             _ = nanosleep(&pause, nil)
         }
-        // A worker that has left its loop touches nothing of the caller's; the first
-        // caller of shutdown reaps the threads.
-        if first {
-            for worker in workers {
-                if let thread = worker.joinHandle { pthread_join(thread, nil) }
-            }
-        }
+        // Workers are detached: one that has left its loop touches nothing but its own
+        // stack and its reference to the pool, which keeps the pool (and the records) alive.
     }
 
     // MARK: Workers
 
-    private func start(worker index: Int32) throws(Errno) {
-        state.withLock { $0.liveWorkers += 1 }
+    /// Takes a worker record for a thread about to start and counts it. Called with the
+    /// pool's lock held.
+    private func reserveWorker(_ state: inout PoolState) -> (Int32, Worker) {
+        state.liveWorkers += 1
+        state.startingWorkers += 1
+        state.peakWorkers = max(state.peakWorkers, state.liveWorkers)
+        if let index = state.freeWorkers.popLast() { return (index, state.workers[Int(index)]) }
+        state.workers.append(Worker())
+        return (Int32(state.workers.count - 1), state.workers[state.workers.count - 1])
+    }
+
+    /// Starts the thread of a reserved worker, detached. On failure the reservation is
+    /// undone and the errno returned.
+    private func start(_ index: Int32, _ worker: Worker) -> Errno? {
         // Retained here and taken back exactly once: by the new thread, or below if it never starts.
-        let context = Unmanaged.passRetained(WorkerStart(pool: self, index: index)).toOpaque()
+        let context = Unmanaged.passRetained(WorkerStart(pool: self, index: index, worker: worker)).toOpaque()
         var thread = pthread_t()
         // Every signal blocked until the worker sets its own mask: no handler of the
         // application runs on a worker.
         let rc = laio_shim_start_thread(&thread, { argument in
             let start = Unmanaged<WorkerStart>.fromOpaque(argument!).takeRetainedValue()
-            start.pool.workerLoop(start.index)
+            start.pool.workerLoop(start.index, start.worker)
             return nil
-        }, context, 256 * 1024)
+        }, context, ThreadPoolSettings.workerStackSize)
         guard rc == 0 else {
             Unmanaged<WorkerStart>.fromOpaque(context).release()
-            state.withLock { $0.liveWorkers -= 1 }
-            throw Errno(rawValue: rc)
+            state.withLock { state in
+                state.liveWorkers -= 1
+                state.startingWorkers -= 1
+                state.freeWorkers.append(index)
+            }
+            return Errno(rawValue: rc)
         }
-        workers[Int(index)].joinHandle = thread
+        pthread_detach(thread)
+        return nil
     }
 
-    private func workerLoop(_ me: Int32) {
+    private func workerLoop(_ me: Int32, _ worker: Worker) {
         _ = laio_shim_worker_sigmask()
-        let worker = workers[Int(me)]
         worker.thread = pthread_self()  // published to cancellers by the lock below
+        var starting = true
         // A background call this worker finished: its slot is freed under the next lock,
         // and only then is its completion reported, so that a slot is free again before
         // poll can hand the completion out and return its credit.
         var finished: (index: Int32, completion: Completion)? = nil
         while true {
             let next = state.withLock { state -> Int32? in
+                if starting {
+                    state.startingWorkers -= 1
+                    starting = false
+                }
                 if let finished { free(finished.index, in: &state) }
                 if let index = state.queue.popFirst() {
                     slots[Int(index)].status = .running(me)
                     return index
                 }
                 if state.closing {
-                    state.liveWorkers -= 1
+                    retire(me, &state)
                     return nil
                 }
                 state.idle.append(me)
@@ -362,11 +486,37 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             }
             guard var index = next else { return }
             if index < 0 {
-                index = worker.collect(spinningFor: idleSpinNanoseconds)
+                guard let delivered = waitForWork(me, worker) else { return }
+                index = delivered
                 if index < 0 { continue }
             }
             if let completion = run(index) { finished = (index, completion) }
         }
+    }
+
+    /// Waits as an idle worker for a delivery: a slot index or `Mailbox.recheck`. Returns
+    /// nil when the worker retired instead: the keep-alive ran out with more workers than
+    /// the minimum and nothing on its way to this one.
+    private func waitForWork(_ me: Int32, _ worker: Worker) -> Int32? {
+        if let value = worker.collect(spinningFor: idleSpinNanoseconds, parkingFor: keepAliveNanoseconds) {
+            return value
+        }
+        let retired = state.withLock { state -> Bool in
+            // Not in the idle list: a submitter or shutdown took this worker and delivers.
+            guard state.liveWorkers > settings.minimumWorkers,
+                  let position = state.idle.firstIndex(of: me) else { return false }
+            state.idle.remove(at: position)
+            retire(me, &state)
+            return true
+        }
+        return retired ? nil : worker.collect(spinningFor: 0, parkingFor: nil)
+    }
+
+    /// Counts worker `me` out; its record is free for the next worker. Called with the
+    /// pool's lock held, as the worker's last touch of the pool's state.
+    private func retire(_ me: Int32, _ state: inout PoolState) {
+        state.liveWorkers -= 1
+        state.freeWorkers.append(me)
     }
 
     /// Runs the call in slot `index`. Returns its completion if this worker must report it
@@ -486,16 +636,16 @@ private enum Mailbox {
     static let recheck: Int32 = -1   // look at the pool's state again (shutdown)
 }
 
-/// A worker thread and its mailbox: an idle worker spins on the mailbox for a while,
-/// then parks on its semaphore. Delivering wakes it only if it parked.
+/// A worker thread's record and mailbox: an idle worker spins on the mailbox for a while,
+/// then parks on its semaphore. Delivering wakes it only if it parked. A record outlives
+/// its thread and is reused by the next one (the pool keeps every record until deinit).
 private final class Worker: @unchecked Sendable {
     // @unchecked: `mailbox` is atomic; `thread` is written by the worker before it first
-    // takes the pool's lock and read by cancellers under that lock; `joinHandle` is written
-    // by the pool's initializer before the pool is shared. The semaphore is thread-safe.
+    // takes the pool's lock and read by cancellers under that lock, while the worker runs a
+    // call. The semaphore is thread-safe.
     let semaphore: UnsafeMutablePointer<sem_t>
     let mailbox = Atomic<Int32>(Mailbox.empty)
     var thread = pthread_t()
-    var joinHandle: pthread_t?
 
     init() {
         semaphore = .allocate(capacity: 1)
@@ -510,8 +660,10 @@ private final class Worker: @unchecked Sendable {
         }
     }
 
-    /// Waits for the next delivery: spins for `spin` nanoseconds, then parks.
-    func collect(spinningFor spin: Int64) -> Int32 {
+    /// Waits for the next delivery: spins for `spin` nanoseconds, then parks, for at most
+    /// `patience` nanoseconds (nil: without limit). Returns nil when the patience ran out
+    /// with nothing delivered; the mailbox is then empty and nothing is posted.
+    func collect(spinningFor spin: Int64, parkingFor patience: Int64?) -> Int32? {
         let deadline = spin > 0 ? monotonicNanoseconds() &+ spin : 0
         var spins = 0
         while true {
@@ -525,14 +677,26 @@ private final class Worker: @unchecked Sendable {
         }
         if mailbox.compareExchange(expected: Mailbox.empty, desired: Mailbox.sleeping,
                                    ordering: .acquiringAndReleasing).exchanged {
-            Housekeeping.wait(semaphore)
+            if let patience {
+                if !Housekeeping.wait(semaphore, nanoseconds: patience) {
+                    // Out of patience. Unless a delivery came meanwhile (then its post has
+                    // come or is coming, and is taken here), the wait ends empty-handed.
+                    if mailbox.compareExchange(expected: Mailbox.sleeping, desired: Mailbox.empty,
+                                               ordering: .acquiringAndReleasing).exchanged {
+                        return nil
+                    }
+                    Housekeeping.wait(semaphore)
+                }
+            } else {
+                Housekeeping.wait(semaphore)
+            }
         }
-        let value = mailbox.exchange(Mailbox.empty, ordering: .acquiring)
-        return value
+        return mailbox.exchange(Mailbox.empty, ordering: .acquiring)
     }
 
     deinit {
-        // Safe: the pool joins this worker before it lets go of it.
+        // Safe: records live as long as the pool, which every worker thread keeps alive
+        // until it has left its loop.
         sem_destroy(semaphore)
         semaphore.deallocate()
     }
@@ -541,5 +705,10 @@ private final class Worker: @unchecked Sendable {
 private final class WorkerStart {
     let pool: ThreadPoolBackend
     let index: Int32
-    init(pool: ThreadPoolBackend, index: Int32) { self.pool = pool; self.index = index }
+    let worker: Worker
+    init(pool: ThreadPoolBackend, index: Int32, worker: Worker) {
+        self.pool = pool
+        self.index = index
+        self.worker = worker
+    }
 }

@@ -189,7 +189,7 @@ func tune(_ options: Options) throws {
     let defaults = ThreadPoolSettings()
     let pipeTrips = options.quick ? 1_000 : 3_000
     func microseconds(_ duration: Duration) -> String { "\(duration.nanoseconds / 1000) us" }
-    print("Thread pool sweeps, one setting varied at a time from the defaults (\(defaults.workers) workers,")
+    print("Thread pool sweeps, one setting varied at a time from the defaults (\(defaults.minimumWorkers) workers kept, growing on demand,")
     print("lazy window \(microseconds(defaults.lazyWindow)), idle spin \(microseconds(defaults.idleSpin))); medians of \(options.runs) runs.")
     print("Cached: 4 KiB pread in a warm file; cold: random 4 KiB reads, 32 in flight, pages dropped first.\n")
 
@@ -225,7 +225,7 @@ func tune(_ options: Options) throws {
     }
     try sweep("lazy window", [0, 2, 5, 10, 20, 50], unit: " us") { $0.lazyWindow = .microseconds($1) }
     try sweep("idle spin", [0, 10, 20, 50, 200], unit: " us") { $0.idleSpin = .microseconds($1) }
-    try sweep("workers", [2, 4, 8, 16, 32, 64], unit: "") { $0.workers = $1 }
+    try sweep("minimum workers", [1, 2, 4, 8, 16, 32], unit: "") { $0.minimumWorkers = $1 }
 }
 
 /// Writes `printedTables` as JSON: [{"title": ..., "header": [...], "rows": [[...]]}].

@@ -61,10 +61,13 @@ final class LAIOSocketIO: SocketIO {
     var signalDescriptorFlags: Int32 { Int32(SFD_CLOEXEC) }
 
     /// On `threads` (and on `auto` without io_uring) an idle connection keeps a pool worker
-    /// in recv, so the pool gets one per connection.
+    /// in recv, so the pool may grow to one per connection.
     func makeContext(_ kind: BackendKind, options: ServerOptions) throws -> Context {
-        let perConnection = ThreadPoolSettings(workers: options.poolWorkers
-            ?? min(options.maxConnections + 16, ThreadPoolSettings.maximumWorkers))
+        var perConnection = ThreadPoolSettings.forServer(options)
+        if options.poolWorkers == nil {
+            perConnection.maximumWorkers = min(max(perConnection.maximumWorkers, options.maxConnections + 16),
+                                               ThreadPoolSettings.workerLimit)
+        }
         let uring = UringSettings.forServer(options)
         switch kind {
         case .blocking:
@@ -74,7 +77,7 @@ final class LAIOSocketIO: SocketIO {
         case .threads:
             return try Context(backend: kind, threads: perConnection)
         case .auto:
-            let context = try Context(backend: .auto, threads: options.poolWorkers.map { ThreadPoolSettings(workers: $0) },
+            let context = try Context(backend: .auto, threads: options.poolWorkers.map { _ in .forServer(options) },
                                       uring: uring)
             if context.uringUnavailableReason == nil { return context }
             context.close()
@@ -140,7 +143,7 @@ final class NonblockingSocketIO: SocketIO {
     var signalDescriptorFlags: Int32 { Int32(SFD_CLOEXEC) | Int32(SFD_NONBLOCK) }
 
     func makeContext(_ kind: BackendKind, options: ServerOptions) throws -> Context {
-        try Context(backend: kind, threads: options.poolWorkers.map { ThreadPoolSettings(workers: $0) },
+        try Context(backend: kind, threads: options.poolWorkers.map { _ in .forServer(options) },
                     uring: UringSettings.forServer(options))
     }
 
@@ -240,6 +243,18 @@ extension UringSettings {
     static func forServer(_ options: ServerOptions) -> UringSettings {
         var settings = UringSettings()
         if let workers = options.fileWorkers { settings.maximumFileWorkers = workers }
+        return settings
+    }
+}
+
+extension ThreadPoolSettings {
+    /// The library's defaults, with `--pool-workers` as the bound on workers when given.
+    static func forServer(_ options: ServerOptions) -> ThreadPoolSettings {
+        var settings = ThreadPoolSettings()
+        if let bound = options.poolWorkers {
+            settings.maximumWorkers = bound
+            settings.minimumWorkers = min(settings.minimumWorkers, bound)
+        }
         return settings
     }
 }

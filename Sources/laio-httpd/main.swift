@@ -60,7 +60,8 @@ struct HTTPDCommand: ParsableCommand {
     var fileWorkers: Int?
 
     @Option(help: ArgumentHelp("""
-        Thread-pool workers on threads and auto (default: the library's; with --network laio, one per connection).
+        The most thread-pool workers on threads and auto; the pool grows to it while calls wait (default: the \
+        library's bound; with --network laio at least one per connection).
         """, valueName: "n"))
     var poolWorkers: Int?
 
@@ -72,8 +73,8 @@ struct HTTPDCommand: ParsableCommand {
             throw ValidationError("--idle-timeout must be a number of seconds in (0, 86400]")
         }
         if let fileWorkers, !(1...4096).contains(fileWorkers) { throw ValidationError("--file-workers must be 1...4096") }
-        if let poolWorkers, !(1...ThreadPoolSettings.maximumWorkers).contains(poolWorkers) {
-            throw ValidationError("--pool-workers must be 1...\(ThreadPoolSettings.maximumWorkers)")
+        if let poolWorkers, !(1...ThreadPoolSettings.workerLimit).contains(poolWorkers) {
+            throw ValidationError("--pool-workers must be 1...\(ThreadPoolSettings.workerLimit)")
         }
     }
 

@@ -167,7 +167,9 @@ struct ThreadPoolTests {
     func badSettings() {
         for settings in [ThreadPoolSettings(workers: 0), ThreadPoolSettings(capacity: 0),
                          ThreadPoolSettings(lazyWindow: .milliseconds(-1)),
-                         ThreadPoolSettings(workers: ThreadPoolSettings.maximumWorkers + 1),
+                         ThreadPoolSettings(workers: ThreadPoolSettings.workerLimit + 1),
+                         ThreadPoolSettings(minimumWorkers: 0), ThreadPoolSettings(minimumWorkers: 8, maximumWorkers: 4),
+                         ThreadPoolSettings(keepAlive: .seconds(-1)),
                          ThreadPoolSettings(capacity: ThreadPoolSettings.maximumCapacity + 1)] {
             #expect(throws: ContextError.setupFailed(.threads, .invalidArgument)) {
                 try Context(backend: .threads, threads: settings)

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <sched.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/select.h>
@@ -194,5 +195,9 @@ int laio_shim_socket_error(int fd);
 /// Starts a thread of the library (`stack_size` 0: the default) with every signal blocked
 /// until it sets its own mask. Returns 0 or pthread_create's error.
 int laio_shim_start_thread(pthread_t *thread, void *(*body)(void *), void *argument, size_t stack_size);
+
+/// Waits until `semaphore` can be taken, at most until `deadline_ns` on CLOCK_MONOTONIC.
+/// Returns 0 when taken, or the errno of sem_clockwait (ETIMEDOUT, EINTR).
+int laio_shim_semaphore_wait_until(sem_t *semaphore, int64_t deadline_ns);
 
 #endif
