@@ -63,7 +63,7 @@ let package = Package(
         // exactly-once collection of completions, which backends start here. A plain target
         // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.
         .target(name: "LAIOTestSupport", dependencies: ["LAIO"], path: "Tests/LAIOTestSupport"),
-        .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOTestSupport"]),
+        .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOTestSupport", "CLinuxShims"]),
         // The facade's own tests: the auto strategy.
         .testTarget(name: "LAIOTests", dependencies: ["LAIO", "LAIOTestSupport"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOTestSupport"]),

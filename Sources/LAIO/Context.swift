@@ -22,6 +22,7 @@ import Synchronization
 @_exported import struct LAIOCore.RoutePlan
 @_exported import struct LAIOCore.RouteStatistics
 @_exported import struct LAIOThreads.ThreadPoolSettings
+@_exported import enum LAIOCore.ProcessLimits
 @_exported import struct LAIOUring.UringSettings
 @_exported import struct LAIOUring.UringSetupFlags
 // swift-system's vocabulary for what the operations take and the errors they give.
@@ -123,6 +124,14 @@ public final class Context: Sendable {
     /// Whether this process made the context (false in a child forked after it was made).
     @inline(__always)
     var madeHere: Bool { laio_shim_fork_generation() == forkGeneration }
+
+    /// The thread pool's workers alive now and the most at once, on `threads` and `auto`;
+    /// nil on the others.
+    package var poolWorkers: (live: Int, peak: Int)? {
+        if let pool = backend as? ThreadPoolBackend { return pool.workerCounts }
+        if let auto = backend as? AutoBackend { return auto.pool.workerCounts }
+        return nil
+    }
 
     /// How the backend was set up, in words (for logs and the demo).
     public var details: String { backend.details }

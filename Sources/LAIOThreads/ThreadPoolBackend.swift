@@ -39,22 +39,9 @@ public struct ThreadPoolSettings: Sendable, Equatable {
     public static let workerLimit = 16_384
     public static let maximumCapacity = 1 << 20
 
-    /// The default bound on workers: 4,096, or less where the process's limits would run
-    /// out first — half of RLIMIT_NPROC, a quarter of the system's thread and process-id
-    /// limits (kernel.threads-max, kernel.pid_max), an eighth of the mappings a process may
-    /// have (vm.max_map_count; a stack and its guard are two); never below 16.
-    public static let defaultMaximumWorkers: Int = {
-        var bound = 4096
-        var limit = rlimit()
-        if getrlimit(__rlimit_resource_t(__RLIMIT_NPROC.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
-            bound = min(bound, Int(clamping: limit.rlim_cur / 2))
-        }
-        for (path, share) in [("/proc/sys/kernel/threads-max", 4), ("/proc/sys/kernel/pid_max", 4),
-                              ("/proc/sys/vm/max_map_count", 8)] {
-            if let value = readNumber(path) { bound = min(bound, value / share) }
-        }
-        return max(bound, 16)
-    }()
+    /// The default bound on workers: `ProcessLimits.threadBound` (4,096, or less where the
+    /// process's limits would run out first).
+    public static let defaultMaximumWorkers = ProcessLimits.threadBound
 
     /// The stack of a worker thread: a worker runs one system call and the pool's loop.
     /// Only the pages it touches are resident (BENCHMARKS.md, "Crowd").
@@ -93,16 +80,6 @@ public struct ThreadPoolSettings: Sendable, Equatable {
         minimumWorkers > 0 && minimumWorkers <= maximumWorkers && maximumWorkers <= Self.workerLimit
             && capacity > 0 && capacity <= Self.maximumCapacity
             && lazyWindow >= .zero && idleSpin >= .zero && keepAlive >= .zero
-    }
-
-    private static func readNumber(_ path: String) -> Int? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { _ = close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return nil }
-        return Int(String(decoding: bytes[..<count], as: UTF8.self).prefix { $0.isNumber })
     }
 }
 
@@ -190,7 +167,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             + "\(settings.lazyWindow.nanoseconds / 1000) µs, capacity \(settings.capacity)"
     }
 
-    /// Workers alive now, and the most there have been at once.
+    /// Workers alive now (counting those starting), and the most that have run at once.
     package var workerCounts: (live: Int, peak: Int) {
         state.withLock { ($0.liveWorkers, $0.peakWorkers) }
     }
@@ -422,7 +399,6 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     private func reserveWorker(_ state: inout PoolState) -> (Int32, Worker) {
         state.liveWorkers += 1
         state.startingWorkers += 1
-        state.peakWorkers = max(state.peakWorkers, state.liveWorkers)
         if let index = state.freeWorkers.popLast() { return (index, state.workers[Int(index)]) }
         state.workers.append(Worker())
         return (Int32(state.workers.count - 1), state.workers[state.workers.count - 1])
@@ -466,6 +442,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             let next = state.withLock { state -> Int32? in
                 if starting {
                     state.startingWorkers -= 1
+                    state.peakWorkers = max(state.peakWorkers, state.liveWorkers - state.startingWorkers)
                     starting = false
                 }
                 if let finished { free(finished.index, in: &state) }

@@ -51,6 +51,8 @@ package final class UringBackend: Backend, @unchecked Sendable {
     package let capacity: Int
 
     private let completions: CompletionQueue
+    /// Which descriptors name files on slow storage (their reads and writes skip the try in this thread).
+    private let slowStorage = SlowStorage()
     /// Allocated in init, released (io_uring_queue_exit, then freed) only in deinit, after
     /// shutdown has reaped every request, so no thread can still use it.
     private let ring: UnsafeMutablePointer<io_uring>
@@ -109,7 +111,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
         guard settings.entries > 0, settings.entries <= 32_768, settings.completionEntries >= 0,
               settings.completionEntries <= 65_536, settings.capacity > 0, settings.capacity <= UringSettings.maximumCapacity,
               !settings.flagLadder.isEmpty, settings.flagLadder.allSatisfy({ $0.isDisjoint(with: UringSetupFlags.refused) }),
-              settings.maximumFileWorkers.map({ $0 > 0 && $0 <= 4096 }) ?? true
+              settings.maximumFileWorkers.map({ $0 > 0 && $0 <= UringSettings.fileWorkerLimit }) ?? true
         else { throw .invalidArgument }
         self.completions = completions
 
@@ -243,6 +245,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
     ///
     /// With `claimed`, the call is claimed for its task (see `Backend.submit(_:claimed:)`).
     package func submit(_ operation: Operation, toWorker: Bool, claimed: Bool = false) throws(Errno) -> Outcome {
+        let toWorker = toWorker || sendsToWorker(operation)
         let outcome = state.withLock { state -> Result<Outcome, Errno> in
             guard !state.closed else { return .failure(.badFileDescriptor) }
             // The credit is looked at now and taken only if the call goes to the background,
@@ -291,6 +294,23 @@ package final class UringBackend: Backend, @unchecked Sendable {
         }
         completions.resumeDeferred()
         return try outcome.get()
+    }
+
+    /// Whether `operation` reads or writes a file on slow storage (`SlowStorage`), where
+    /// io_uring's own non-blocking first try could wait in this thread. A close forgets the
+    /// descriptor's kind.
+    @inline(__always)
+    private func sendsToWorker(_ operation: Operation) -> Bool {
+        switch operation {
+        case let .read(fd, _), let .pread(fd, _, _), let .write(fd, _), let .pwrite(fd, _, _),
+             let .readv(fd, _), let .preadv(fd, _, _), let .writev(fd, _), let .pwritev(fd, _, _):
+            return slowStorage.isSlow(fd)
+        case let .close(fd):
+            slowStorage.forget(fd)
+            return false
+        default:
+            return false
+        }
     }
 
     /// The fast path of an inline completion: when the ring holds exactly one completion
@@ -417,6 +437,9 @@ package final class UringBackend: Backend, @unchecked Sendable {
             // A connect finished by polling its socket: POLLOUT came, and the socket's
             // pending error (0: connected) is connect's answer, as in connect(2).
             if value >= 0 { result = -Int(laio_shim_socket_error(backgroundRecords[Int(slot)].entry.fd)) }
+        case .newDescriptor:
+            // A number handed out again names a new file: its storage is looked up afresh.
+            if value >= 0 { slowStorage.forget(Int32(truncatingIfNeeded: value)) }
         }
         record.pointee.inFlight = false
         state.inFlight -= 1
@@ -818,8 +841,10 @@ package final class UringBackend: Backend, @unchecked Sendable {
             io_uring_prep_writev(&entry, fd, iovecs.baseAddress, UInt32(iovecs.count), UInt64(offset))
         case let .openat(dirfd, path, flags, mode):
             io_uring_prep_openat(&entry, dirfd, path, flags, mode)
+            record.pointee.fixup = .newDescriptor
         case let .open(path, flags, mode):
             io_uring_prep_openat(&entry, AT_FDCWD, path, flags, mode)
+            record.pointee.fixup = .newDescriptor
         case let .close(fd):
             io_uring_prep_close(&entry, fd)
         case let .fstat(fd, buffer):
@@ -880,6 +905,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
         case let .openat2(dirfd, path, how):
             // The kernel copies `how` while it prepares the request.
             io_uring_prep_openat2(&entry, dirfd, path, UnsafeMutablePointer(mutating: how))
+            record.pointee.fixup = .newDescriptor
         case let .mkdirat(dirfd, path, mode):
             io_uring_prep_mkdirat(&entry, dirfd, path, mode)
         case let .nanosleep(duration):
@@ -979,7 +1005,7 @@ struct UringBackgroundRecord {
 /// initial value of every field (the backend allocates slots zeroed).
 struct UringSlot {
     enum Fixup: UInt8 {
-        case none, stat, timeout, addressLength, spliceOffsets, connectResult
+        case none, stat, timeout, addressLength, spliceOffsets, connectResult, newDescriptor
     }
 
     var generation: UInt32 = 0

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CLiburing
+import LAIOCore
 
 /// Settings of the `uring` backend.
 public struct UringSettings: Sendable, Equatable {
@@ -31,16 +32,17 @@ public struct UringSettings: Sendable, Equatable {
     /// set with IORING_REGISTER_IOWQ_MAX_WORKERS for every thread that submits. nil keeps
     /// the kernel's default, min(`entries`, 4 × CPUs). Calls that wait on slow storage (a
     /// network file system, FUSE) each hold a worker, so the bound is how many of them wait
-    /// at once. Kernels before 5.15 cannot set it; `details` then says so. 1...4096.
+    /// at once. Kernels before 5.15 cannot set it; `details` then says so. 1...16,384.
     ///
-    /// The default, `defaultFileWorkers`, is 64 or 4 × CPUs if that is more: on storage
-    /// where each call waits milliseconds the kernel's 8 on two CPUs made io_uring a
-    /// quarter as fast as the thread pool (BENCHMARKS.md, "Slow storage"). io-wq starts
-    /// workers only when calls wait and lets idle ones go, so the bound costs nothing
-    /// while storage is fast.
+    /// The default, `defaultFileWorkers`, is the thread pool's bound
+    /// (`ProcessLimits.threadBound`): io-wq starts a worker only when a call would wait and
+    /// lets an idle one go after a few seconds, so the bound costs nothing while storage is
+    /// fast, and on slow storage each waiting call gets its own worker.
     public var maximumFileWorkers: Int?
-    /// 64, or 4 × the CPUs online if that is more.
-    public static let defaultFileWorkers = max(64, 4 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// `ProcessLimits.threadBound`.
+    public static let defaultFileWorkers = ProcessLimits.threadBound
+    /// The largest `maximumFileWorkers` accepted.
+    public static let fileWorkerLimit = 16_384
 
     public init(entries: Int = 256, completionEntries: Int = 0, capacity: Int = 16_384,
                 flagLadder: [UringSetupFlags] = UringSetupFlags.defaultLadder,

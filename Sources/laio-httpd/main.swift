@@ -72,7 +72,9 @@ struct HTTPDCommand: ParsableCommand {
         guard idleTimeout > 0 && idleTimeout <= 86400 else {
             throw ValidationError("--idle-timeout must be a number of seconds in (0, 86400]")
         }
-        if let fileWorkers, !(1...4096).contains(fileWorkers) { throw ValidationError("--file-workers must be 1...4096") }
+        if let fileWorkers, !(1...UringSettings.fileWorkerLimit).contains(fileWorkers) {
+            throw ValidationError("--file-workers must be 1...\(UringSettings.fileWorkerLimit)")
+        }
         if let poolWorkers, !(1...ThreadPoolSettings.workerLimit).contains(poolWorkers) {
             throw ValidationError("--pool-workers must be 1...\(ThreadPoolSettings.workerLimit)")
         }

@@ -194,7 +194,7 @@ struct UringTests {
         defer { kernelDefault.shutdown() }
         #expect(kernelDefault.fileWorkers == .kernelDefault)
         #expect(UringSettings().maximumFileWorkers == UringSettings.defaultFileWorkers)
-        for bad in [0, -1, 4097] {
+        for bad in [0, -1, UringSettings.fileWorkerLimit + 1] {
             #expect(throws: Errno.invalidArgument) {
                 _ = try UringBackend(settings: UringSettings(maximumFileWorkers: bad), completions: queue)
             }

@@ -200,4 +200,12 @@ int laio_shim_start_thread(pthread_t *thread, void *(*body)(void *), void *argum
 /// Returns 0 when taken, or the errno of sem_clockwait (ETIMEDOUT, EINTR).
 int laio_shim_semaphore_wait_until(sem_t *semaphore, int64_t deadline_ns);
 
+/// 1 when `fd` names a file on storage served from elsewhere (FUSE, NFS, SMB/CIFS, 9P,
+/// Ceph, AFS), 0 when not, -errno when fstatfs fails.
+int laio_shim_is_slow_storage(int fd);
+
+/// For tests: setresuid(2) for the calling thread alone (the raw system call; glibc's
+/// wrapper changes every thread of the process). 0 or -errno.
+long laio_shim_set_thread_user_ids(unsigned real, unsigned effective, unsigned saved);
+
 #endif
