@@ -308,6 +308,38 @@ struct CachedFaultTests {
     /// submit returns `.inProgress` at once and the completion comes no sooner than the 2 s
     /// after it. The 1 s bound on submit is only for a loaded machine: the submit itself is
     /// a preadv2 and an io_uring_enter, microseconds.
+    /// `uring` has no inline try of its own: it knows a FUSE file by its file system
+    /// (`SlowStorage`, one fstatfs per descriptor) and sends its reads straight to a worker.
+    /// Before, io_uring's own first try waited in `submit` for the held getattr. The bound
+    /// on submit is as in `autoFuseReadToWorker`: the held getattr takes 2 s, the submit
+    /// an fstatfs and an io_uring_enter.
+    @Test("uring-fuse-read-to-worker: uring's read of a FUSE file does not wait in submit",
+          .enabled(if: Backends.starts(.uring), Comment(rawValue: Backends.unavailableReason(.uring))))
+    func uringFuseReadToWorker() throws {
+        guard let cachedMount else { throw TestFailure(cachedSkipped) }
+        let laio = try makeContext(.uring)
+        let name = "/gate/uring"
+        let path = try cachedFile(name)
+        let fd = openRetryingInterrupts(path)
+        try #require(fd >= 0, "open \(path): \(Errno(rawValue: errno))")
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        try writeControl(cachedMount, "getattr \(name) delay=2s count=1\n")
+        let start = ContinuousClock.now
+        let outcome = try laio.submit(.pread(fd: fd, buffer: buffer, offset: 0))
+        let submitted = ContinuousClock.now - start
+        guard case let .inProgress(handle) = outcome else {
+            Issue.record("the read completed in submit after \(submitted) (\(outcome)): it waited for the storage in the caller")
+            return
+        }
+        #expect(submitted < .seconds(1), "submit took \(submitted): it waited for the storage")
+        #expect(try awaitCompletion(of: handle, in: laio, timeout: .seconds(60)) == .success(4096))
+        #expect(ContinuousClock.now - start >= .seconds(2), "the held getattr was not this read's")
+        #expect(Array(buffer) == pattern(count: 4096))
+        try expectWorkingCall(in: laio)
+    }
+
     @Test("auto-fuse-read-to-worker (7a06836): auto's read of a FUSE file does not wait in submit")
     func autoFuseReadToWorker() throws {
         guard let cachedMount else { throw TestFailure(cachedSkipped) }
