@@ -2,6 +2,7 @@
 //
 //   laio-demo [--backend all|auto|uring|threads|blocking] [--quick] [--runs N]
 //             [--dir DIR] [--tune | --fio] [--json FILE] [--list-backends] [--kernel-report]
+//             [--blocked-calls N]
 //
 // Workloads: cached 4 KiB preads (against pread(2) in the same run), cold random 4 KiB
 // reads with 32 in flight (pages dropped with POSIX_FADV_DONTNEED before each run) and
@@ -9,6 +10,7 @@
 // --tune sweeps the thread pool's lazy window and worker count instead; --fio compares
 // cold random reads through every backend with fio's engines at 1, 8 and 32 in flight (see
 // FioComparison.swift). --json FILE also writes the tables printed, for reports.
+// --blocked-calls N prints what N calls blocked at once cost (BlockedCalls.swift).
 // --list-backends prints the backend words, one per line, for scripts. --kernel-report
 // prints what the running kernel gives each backend (KernelReport.swift).
 #if canImport(Glibc)
@@ -62,6 +64,9 @@ struct DemoCommand: ParsableCommand {
 
     @Flag(help: "Print the backend words, one per line, and exit.")
     var listBackends = false
+
+    @Option(help: ArgumentHelp("Print what N calls blocked at once cost on each backend (memory, threads, submit time), and exit.", valueName: "n"))
+    var blockedCalls: Int?
 
     @Flag(help: "Print the kernel's release, each backend's setup and routes, and the share of cached reads in --dir completed synchronously, and exit.")
     var kernelReport = false
@@ -256,6 +261,15 @@ func writeTables(to path: String) throws {
 let command = DemoCommand.parseCommandLine()
 if command.listBackends {
     for kind in BackendKind.allCases { print(kind.rawValue) }
+    exit(0)
+}
+if let count = command.blockedCalls {
+    do {
+        try blockedCallsReport(count: count)
+    } catch {
+        printError("laio-demo: \(error)")
+        exit(1)
+    }
     exit(0)
 }
 if command.kernelReport {
