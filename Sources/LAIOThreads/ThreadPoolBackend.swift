@@ -104,6 +104,9 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     private let state: Locked<PoolState>
     /// Running operations with a cancellation request; lets `service()` skip its lock.
     private let pendingCancels = Atomic<Int>(0)
+    /// Workers that have finished a call and not yet come back for the next (under the
+    /// lock): each will take a queued call within moments, so none is started for it.
+    private let returning = Atomic<Int>(0)
     /// Set when a worker could not start (EAGAIN) while calls waited; `service()` tries again.
     private let startRefused = Atomic<Bool>(false)
     private let cancelSignal = laio_shim_cancel_signal()
@@ -204,7 +207,8 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             state.queue.append(index)
             // No worker is free: one more starts for this call, unless one that is starting
             // already will take it, or the pool is at its bound (then calls wait in order).
-            if state.queue.count > state.startingWorkers && state.liveWorkers < settings.maximumWorkers {
+            if state.queue.count > state.startingWorkers + returning.load(ordering: .relaxed)
+                && state.liveWorkers < settings.maximumWorkers {
                 let (workerIndex, worker) = reserveWorker(&state)
                 return .starting(index, workerIndex, worker)
             }
@@ -318,7 +322,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     /// true when no more tries are needed (a worker started, or no call waits for one).
     private func retryStart() -> Bool {
         let reserved = state.withLock { state -> (Int32, Worker)? in
-            guard !state.closing, state.queue.count > state.startingWorkers,
+            guard !state.closing, state.queue.count > state.startingWorkers + returning.load(ordering: .relaxed),
                   state.liveWorkers < settings.maximumWorkers else { return nil }
             return reserveWorker(&state)
         }
@@ -434,6 +438,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
         _ = laio_shim_worker_sigmask()
         worker.thread = pthread_self()  // published to cancellers by the lock below
         var starting = true
+        var ran = false
         // A background call this worker finished: its slot is freed under the next lock,
         // and only then is its completion reported, so that a slot is free again before
         // poll can hand the completion out and return its credit.
@@ -444,6 +449,10 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                     state.startingWorkers -= 1
                     state.peakWorkers = max(state.peakWorkers, state.liveWorkers - state.startingWorkers)
                     starting = false
+                }
+                if ran {
+                    returning.wrappingSubtract(1, ordering: .relaxed)
+                    ran = false
                 }
                 if let finished { free(finished.index, in: &state) }
                 if let index = state.queue.popFirst() {
@@ -467,6 +476,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                 index = delivered
                 if index < 0 { continue }
             }
+            ran = true
             if let completion = run(index) { finished = (index, completion) }
         }
     }
@@ -520,6 +530,8 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             if result == -Int(EINTR) { result = -Int(ECANCELED) }
         }
         slot.result = result
+        // Counted before the caller can see the result and submit again (see `returning`).
+        returning.wrappingAdd(1, ordering: .relaxed)
         if slot.phase.exchange(Phase.done, ordering: .acquiringAndReleasing) == Phase.detached {
             return Completion(handle: handle(of: index), kernelReturn: result)
         }
