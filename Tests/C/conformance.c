@@ -488,6 +488,55 @@ static void test_fork(void) {
     close(p[1]);
 }
 
+// A continuation for every call that blocks: 1,000 reads of an empty pipe in flight at
+// once; a cached pread and a getpid still answer beside them (none of the 1,000 can finish
+// before the pipe is written, so an answer did not wait behind them); then each read is
+// reported once with its byte.
+static void test_crowd(const char *path) {
+    if (!background_possible) return;
+    enum { crowd = 1000 };
+    int p[2];
+    CHECK(pipe(p) == 0, "pipe");
+    static char bytes[crowd];
+    static void *handles[crowd];
+    for (int i = 0; i < crowd; i++) {
+        long rv = laio_syscall(SYS_read, p[0], &bytes[i], 1);
+        CHECK(rv == -1 && errno == EINPROGRESS, "blocked read %d: rv %ld errno %d", i, rv, errno);
+        handles[i] = laio_gethandle();
+    }
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0, "open %s", path);
+    char buffer[16] = {0};
+    struct outcome o = RUN(SYS_pread64, fd, buffer, 5, 0);
+    CHECK(o.rv == 5 && memcmp(buffer, "hello", 5) == 0, "a cached pread beside the crowd gave %ld '%.5s'", o.rv, buffer);
+    close(fd);
+    o = RUN(SYS_getpid);
+    CHECK((o.rv == getpid()) || (strcmp(backend, "uring") == 0 && o.rv == -1 && o.error == ENOSYS),
+          "getpid beside the crowd: rv %ld errno %d", o.rv, o.error);
+    char ones[crowd];
+    memset(ones, 'x', sizeof ones);
+    CHECK(write(p[1], ones, crowd) == crowd, "write");
+    int reported = 0, wrong = 0;
+    struct laio_completion c[64];
+    struct timespec limit = {120, 0};
+    while (reported < crowd) {
+        int n = laio_poll(c, 64, &limit);
+        CHECK(n > 0, "laio_poll returned %d with %d of %d reported", n, reported, crowd);
+        if (n <= 0) break;
+        for (int i = 0; i < n; i++) {
+            if (c[i].laio_rv != 1) wrong++;
+            int known = 0;
+            for (int j = 0; j < crowd; j++) if (handles[j] == c[i].laio_h) { handles[j] = NULL; known = 1; break; }
+            if (!known) wrong++;
+        }
+        reported += n;
+    }
+    CHECK(wrong == 0, "%d completions unknown, repeated or not one byte", wrong);
+    CHECK(memcmp(bytes, ones, crowd) == 0, "the reads' bytes");
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void) {
     test_unknown_backend();
 
@@ -516,6 +565,7 @@ int main(void) {
     test_unsupported();
     test_threads();
     test_fork();
+    test_crowd(file);
 
     unlink(link);
     unlink(file);
