@@ -985,7 +985,7 @@ def shrink_time(pid, idle, peak, since, bound):
 
 
 def crowd_table(crowd):
-    header = ["K", "server", "slow req/s", "raw req/s", "vs raw", "server T1 ms", "K/T1", "vs K/T1", "fast p50 ms alone",
+    header = ["K", "server", "crowd connected", "slow req/s", "raw req/s", "vs raw", "server T1 ms", "K/T1", "vs K/T1", "fast p50 ms alone",
               "fast p99 ms alone", "fast p50 ms crowd", "fast p99 ms crowd", "probes answered", "heavy p99 ms alone",
               "heavy p99 ms crowd", "heavy req/s crowd", "threads idle", "threads peak", "RSS MiB peak", "shrink"]
     lines = []
@@ -994,7 +994,8 @@ def crowd_table(crowd):
             lines.append([str(r["connections"]), r["server"], "not measured: " + r["error"][:60]] + [""] * (len(header) - 3))
             continue
         pc, pa = r["probe_crowd"], r["probe_alone"]
-        lines.append([str(r["connections"]), r["server"], fmt(r["slow_per_s"], 1), fmt(r.get("raw_per_s"), 1),
+        lines.append([str(r["connections"]), r["server"], f"{r['slow_connected']}/{r['connections']}",
+                      fmt(r["slow_per_s"], 1), fmt(r.get("raw_per_s"), 1),
                       fmt(r.get("vs_raw"), 2), fmt(r.get("server_t1_ms")), fmt(r.get("k_over_t1")),
                       fmt(r.get("vs_k_over_t1"), 2),
                       fmt(pa.get("p50_ms"), 2), fmt(pa.get("p99_ms"), 2), fmt(pc.get("p50_ms"), 2),
@@ -1055,10 +1056,11 @@ def crowd_method(crowd, meta):
     if not crowd or "rows" not in crowd:
         return []
     return [f"- Crowd: a faultfs mount (`{crowd['rule']}`, no caching at all: no page cache, entry and attribute "
-            f"timeouts 0, up to 4096 faultfs threads) holds `slow/`, {CROWD_FILES} files of {CROWD_FILE_BYTES} bytes, "
+            f"timeouts 0; its threads, up to 4096, started by a crowd of the largest K before measuring) holds `slow/`, {CROWD_FILES} files of {CROWD_FILE_BYTES} bytes, "
             f"beside `fast/`, {CROWD_FILES} cached files of {CROWD_FILE_BYTES} bytes on the local disk, in one "
             f"document root. For each server (fresh at each point) and K in {', '.join(map(str, crowd['connections']))}: "
-            f"alone, one slow file (the server's T1, from which K/T1), then a paced probe asks for a fast file every {crowd['probe_ms']:g} ms for "
+            "alone, one slow file (the server's T1, from which K/T1), then a paced probe asks for a fast file every "
+            f"{crowd['probe_ms']:g} ms for "
             f"{crowd['baseline_seconds']:g} s, then wrk with {crowd['heavy_connections']} connections asks for fast "
             f"files for {crowd['baseline_seconds']:g} s; then K keep-alive connections ask for slow files one after "
             f"another (Benchmarks/web/crowd.c) and, once they are up, the probe runs for {crowd['phase_seconds']:g} s "
@@ -1066,7 +1068,8 @@ def crowd_method(crowd, meta):
             "those two phases. Probe percentiles count unanswered probes as infinitely late. The yardstick, from the "
             "same run: raw, K threads each opening, fstat-ing, reading and closing the slow files in a loop on the "
             "same mount (crowd.c raw; its T1, one file alone, "
-            f"{crowd.get('t1_ms', 0):.0f} ms), and K/T1, T1 being one request's time alone on that server. Threads and resident memory: /proc/PID/status (with children, for "
+            f"{crowd.get('t1_ms', 0):.0f} ms), and K/T1, T1 being one request's time alone on that server. "
+            "Threads and resident memory: /proc/PID/status (with children, for "
             "nginx's worker) every 0.1 s; idle is before the crowd, peak during it; shrink: how long the threads "
             f"take to come back to the idle count after the crowd is gone, polled up to {crowd['shrink_bound_s']:g} s, "
             "at each server's largest K. " + " ".join(crowd.get("notes", []))]
