@@ -839,7 +839,11 @@ def crowd_regime(args, servers, crowd):
                   "raw": {}, "rows": []})
     try:
         mount.umount()
-        mount.mount()
+        try:
+            mount.mount()
+        except RuntimeError as error:
+            crowd["skipped"] = f"faultfs could not be mounted: {error}"
+            return
         progress(f"crowd regime: faultfs on {mount.mountpoint} ({' '.join(mount.options)}), "
                  f"{CROWD_FILES} cached files of {CROWD_FILE_BYTES} bytes beside it in {mount.root}/fast")
         # faultfs's threads for the largest crowd, started once (libfuse keeps them), so that
@@ -1053,7 +1057,7 @@ def crowd_targets(crowd, default):
 
 
 def crowd_method(crowd, meta):
-    if not crowd or "rows" not in crowd:
+    if not crowd or "rows" not in crowd or "skipped" in crowd:
         return []
     return [f"- Crowd: a faultfs mount (`{crowd['rule']}`, no caching at all: no page cache, entry and attribute "
             f"timeouts 0; its threads, up to 4096, started by a crowd of the largest K before measuring) holds `slow/`, {CROWD_FILES} files of {CROWD_FILE_BYTES} bytes, "
@@ -1722,7 +1726,7 @@ def write_outputs(folder, meta, results, summaries, skipped, micro, crowd):
                            f"frees the mount's pages): median {statistics.median(starts or [0]):.1f} MiB, at most "
                            f"{max(starts or [0]):.1f}; at the end of a measurement: median "
                            f"{statistics.median(r['cgroup_cache_mb'] for r in rows):.1f} MiB.", ""]
-    if crowd.get("rows") is not None:
+    if crowd.get("rows") is not None and "skipped" not in crowd:
         header, rows = crowd_table(crowd)
         report += [f"## crowd (faultfs, {crowd['delay_ms']:g} ms per lookup, getattr, open and read of slow/; "
                    f"T1 {crowd.get('t1_ms', 0):.0f} ms)", "", markdown_table(header, rows), ""]
@@ -1744,7 +1748,7 @@ def write_outputs(folder, meta, results, summaries, skipped, micro, crowd):
         header, rows = table(summary, regime)
         print(f"The web servers, {titles[regime]}:")
         print(text_table(header, rows) + "\n")
-    if crowd.get("rows") is not None:
+    if crowd.get("rows") is not None and "skipped" not in crowd:
         header, rows = crowd_table(crowd)
         print(f"The web servers, crowd (faultfs, {crowd['delay_ms']:g} ms per lookup, getattr, open and read of "
               f"slow/; T1 {crowd.get('t1_ms', 0):.0f} ms):")
