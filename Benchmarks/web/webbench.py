@@ -1432,7 +1432,7 @@ def main():
     parser.add_argument("--directories", type=int, help="directories in the set (about 5 MiB each)")
     parser.add_argument("--cap-mb", type=int, help="the memory cap of the disk-bound and slow regimes, MiB")
     parser.add_argument("--seed", type=int, default=1999)
-    parser.add_argument("--regimes", default=",".join(REGIMES), help="comma-separated, of cached, disk, slow (default all)")
+    parser.add_argument("--regimes", default=",".join(REGIMES), help="comma-separated, of cached, disk, slow, crowd (default all)")
     parser.add_argument("--no-io-uring", default=os.path.join(REPO, ".build", "no-io-uring"),
                         help="tools/no-io-uring, built (for auto-no-io-uring; default .build/no-io-uring)")
     parser.add_argument("--servers", help="comma-separated subset of the servers")
