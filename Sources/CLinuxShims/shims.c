@@ -143,10 +143,80 @@ long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long lo
     return r == -1 ? -(long)errno : r;
 }
 
+// Whether statx's AT_STATX_DONT_SYNC answer for a file is the answer fstat(2) gives. Only
+// file systems that revalidate attributes with a server honour AT_STATX_DONT_SYNC (NFS,
+// SMB/CIFS, Ceph, 9p, AFS, FUSE; overlayfs passes the flag to the layer below); every
+// other getattr ignores it and answers as fstat does. All of those live on anonymous
+// devices (major 0), so a file on a block device's file system is exact without a look;
+// for the rest the file system's magic decides (fstatfs), cached per mount by the mount's
+// unique id (STATX_MNT_ID_UNIQUE, Linux 6.8), which the kernel never reuses, so a cached
+// answer cannot outlive its file system. Without that id each such fstat pays an fstatfs.
+#define LAIO_STATX_MNT_ID_UNIQUE 0x4000U
+#define LAIO_STATX_MNT_ID_OFFSET 144  // stx_mnt_id in the kernel's struct statx
+_Static_assert(sizeof(struct statx) >= LAIO_STATX_MNT_ID_OFFSET + 8, "struct statx has stx_mnt_id");
+
+// Slot: (unique mount id << 1) | exact, 0 when empty. One atomic word each: a reader sees
+// a whole entry or another mount's, never half of one.
+static _Atomic unsigned long long laio_exact_mounts[64];
+
+static bool laio_magic_is_exact(long magic) {
+    switch ((unsigned long)magic & 0xffffffffUL) {
+    case 0x01021994:  // tmpfs
+    case 0x858458f6:  // ramfs
+    case 0x9123683e:  // btrfs (subvolumes have anonymous devices)
+    case 0x9fa0:      // proc
+    case 0x62656572:  // sysfs
+    case 0x50495045:  // pipefs
+    case 0x534f434b:  // sockfs
+    case 0x09041934:  // anon_inode_fs (eventfd, epoll, timerfd...)
+    case 0x1cd1:      // devpts
+    case 0x27e0eb:    // cgroup
+    case 0x63677270:  // cgroup2
+    case 0xcafe4a11:  // bpf
+    case 0x74726163:  // tracefs
+    case 0x64626720:  // debugfs
+    case 0x958458f6:  // hugetlbfs
+    case 0x19800202:  // mqueue
+    case 0x6e736673:  // nsfs
+    case 0x50494446:  // pidfs
+    case 0x73717368:  // squashfs
+    case 0xe0f5e1e2:  // erofs
+    case 0xef53:      // ext2/3/4
+    case 0x58465342:  // xfs
+    case 0xf2f52010:  // f2fs
+    case 0x2fc12fc1:  // zfs
+        return true;
+    default:          // FUSE, NFS, SMB, Ceph, 9p, AFS, overlayfs, and what is not known
+        return false;
+    }
+}
+
+static bool laio_statx_is_exact(int fd, const struct statx *x) {
+    if (x->stx_dev_major != 0) return true;
+    unsigned long long id = 0;
+    if (x->stx_mask & LAIO_STATX_MNT_ID_UNIQUE) {
+        memcpy(&id, (const char *)x + LAIO_STATX_MNT_ID_OFFSET, sizeof id);
+        id &= ~0ULL >> 1;
+        unsigned long long seen = atomic_load_explicit(&laio_exact_mounts[(id * 0x9E3779B97F4A7C15ULL) >> 58],
+                                                       memory_order_relaxed);
+        if (id != 0 && seen >> 1 == id) return seen & 1;
+    }
+    struct statfs fs;
+    if (fstatfs(fd, &fs) != 0) return false;  // not known: the route gives fstat's answer
+    bool exact = laio_magic_is_exact(fs.f_type);
+    if (id != 0) {
+        atomic_store_explicit(&laio_exact_mounts[(id * 0x9E3779B97F4A7C15ULL) >> 58], id << 1 | exact,
+                              memory_order_relaxed);
+    }
+    return exact;
+}
+
 long laio_shim_fstat_cached(int fd, struct stat *out) {
     struct statx x;
-    long r = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_BASIC_STATS, &x);
+    long r = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+                     STATX_BASIC_STATS | LAIO_STATX_MNT_ID_UNIQUE, &x);
     if (r == -1) return -(long)errno;
+    if (!laio_statx_is_exact(fd, &x)) return -EAGAIN;
     laio_shim_statx_to_stat(&x, out);
     return 0;
 }

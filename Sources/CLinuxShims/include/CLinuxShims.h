@@ -78,7 +78,9 @@ long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long lo
 long laio_shim_recv_nowait(int fd, void *buffer, size_t length, int flags);
 
 /// fstat(2) that never waits for a remote file system: statx(fd, "", AT_EMPTY_PATH |
-/// AT_STATX_DONT_SYNC) converted to `struct stat` as the kernel fills it. 0 or -errno.
+/// AT_STATX_DONT_SYNC) converted to `struct stat` as the kernel fills it, where that answer
+/// is fstat's own: 0 or -errno. -EAGAIN for a file whose file system would revalidate the
+/// attributes with its server (FUSE, NFS, SMB...): fstat(2) must run in full for it.
 long laio_shim_fstat_cached(int fd, struct stat *out);
 
 /// openat2(dirfd, path, how + RESOLVE_CACHED) for an open that cannot wait once its path is
