@@ -19,31 +19,65 @@ long laio_shim_syscall(long number, long a0, long a1, long a2, long a3, long a4,
     return r == -1 ? -(long)errno : r;
 }
 
-int laio_shim_cancel_signal(void) {
+int laio_shim_default_cancel_signal(void) {
     // SIGRTMIN already skips the signals glibc keeps for itself.
     return SIGRTMIN + 5;
 }
+
+int laio_shim_rtmin(void) { return SIGRTMIN; }
+int laio_shim_rtmax(void) { return SIGRTMAX; }
 
 static void laio_cancel_handler(int sig) {
     (void)sig; // Only here so that a blocked call returns EINTR.
 }
 
-int laio_shim_install_cancel_handler(void) {
-    static atomic_int installed = 0;
-    if (atomic_load(&installed)) return 0;
-    struct sigaction sa = {0};
-    sa.sa_handler = laio_cancel_handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; // no SA_RESTART: the interrupted call must return EINTR
-    if (sigaction(laio_shim_cancel_signal(), &sa, NULL) != 0) return -errno;
-    atomic_store(&installed, 1);
-    return 0;
+// The signals that have LAIO's handler (bit sig - 1; real-time signals end at 64 on Linux).
+// Workers leave these unblocked. Only grows: a handler once installed stays, harmless.
+static _Atomic unsigned long long laio_cancel_signals;
+// Serializes the look at a signal's disposition and the installation after it.
+static pthread_mutex_t laio_cancel_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int laio_shim_install_cancel_handler(int sig) {
+    if (sig < SIGRTMIN || sig > SIGRTMAX || sig > 64) return -EINVAL;
+    pthread_mutex_lock(&laio_cancel_lock);
+    int result = 0;
+    struct sigaction old;
+    if (sigaction(sig, NULL, &old) != 0) {
+        result = -errno;
+    } else if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == laio_cancel_handler) {
+        // Ours already (another context's, or an earlier one's).
+    } else if (!(old.sa_flags & SA_SIGINFO) && (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)) {
+        struct sigaction sa = {0};
+        sa.sa_handler = laio_cancel_handler;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0; // no SA_RESTART: the interrupted call must return EINTR
+        if (sigaction(sig, &sa, NULL) != 0) result = -errno;
+    } else {
+        result = -EBUSY; // the application's handler: never replaced
+    }
+    if (result == 0) atomic_fetch_or(&laio_cancel_signals, 1ULL << (sig - 1));
+    pthread_mutex_unlock(&laio_cancel_lock);
+    return result;
 }
 
 int laio_shim_worker_sigmask(void) {
     sigset_t set;
     sigfillset(&set);
-    sigdelset(&set, laio_shim_cancel_signal());
+    unsigned long long ours = atomic_load(&laio_cancel_signals);
+    for (int sig = 1; sig <= 64; sig++) {
+        if (ours & (1ULL << (sig - 1))) sigdelset(&set, sig);
+    }
+    sigdelset(&set, SIGSEGV);
+    sigdelset(&set, SIGBUS);
+    sigdelset(&set, SIGFPE);
+    sigdelset(&set, SIGILL);
+    sigdelset(&set, SIGABRT);
+    return -pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
+int laio_shim_block_signals(void) {
+    sigset_t set;
+    sigfillset(&set);
     sigdelset(&set, SIGSEGV);
     sigdelset(&set, SIGBUS);
     sigdelset(&set, SIGFPE);

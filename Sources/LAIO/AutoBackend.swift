@@ -75,7 +75,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
     /// or switched off, the ring. Other setup errors are thrown.
     /// `threads` nil: the defaults, or `ThreadPoolSettings.withoutUring` when there is no ring.
     init(settings: AutoSettings, threads: ThreadPoolSettings?, uring: UringSettings,
-         completions: CompletionQueue) throws(Errno) {
+         completions: CompletionQueue, cancelSignal: Int32) throws(Errno) {
         var ring: UringBackend? = nil
         var unavailable: String? = nil
         if settings.useUring {
@@ -94,7 +94,8 @@ final class AutoBackend: Backend, @unchecked Sendable {
             unavailable = "switched off (AutoSettings.useUring = false)"
         }
         let poolSettings = threads ?? (ring == nil ? ThreadPoolSettings.withoutUring : ThreadPoolSettings())
-        self.pool = try ThreadPoolBackend(settings: poolSettings, completions: completions, tagHandles: true)
+        self.pool = try ThreadPoolBackend(settings: poolSettings, completions: completions, tagHandles: true,
+                                          cancelSignal: cancelSignal)
         self.ring = ring
         self.uringUnavailable = unavailable
         var ringKinds: UInt64 = 0

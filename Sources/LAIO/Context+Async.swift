@@ -234,7 +234,7 @@ final class Harvester: @unchecked Sendable {
     }
 
     private func run() {
-        _ = laio_shim_worker_sigmask()
+        _ = laio_shim_block_signals()
         let wake = state.withLock { $0.wake }
         while true {
             // Signals before this are answered by the service below.

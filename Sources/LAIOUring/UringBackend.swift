@@ -559,7 +559,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
     /// progress): its socket is polled for POLLOUT instead, and its SO_ERROR is the result,
     /// as connect(2) itself finishes a connection in progress.
     private func resubmitterLoop() {
-        _ = laio_shim_worker_sigmask()
+        _ = laio_shim_block_signals()
         let mark = laio_shim_thread_mark_retain()
         defer { laio_shim_thread_mark_release(mark) }
         var wait: Int64 = -1

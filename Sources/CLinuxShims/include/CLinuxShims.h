@@ -37,16 +37,29 @@ int laio_shim_wait_readable(int fd, long long timeout_ns);
 /// Waits until `a` or `b` is readable or `timeout_ns` passes, like laio_shim_wait_readable.
 int laio_shim_wait_readable2(int a, int b, long long timeout_ns);
 
-/// The real-time signal that interrupts a worker blocked in a cancelled call.
-int laio_shim_cancel_signal(void);
+/// The real-time signal that interrupts a worker blocked in a cancelled call when the
+/// application chooses none: SIGRTMIN + 5.
+int laio_shim_default_cancel_signal(void);
 
-/// Installs (once per process) an empty handler for the cancel signal without
-/// SA_RESTART, so a blocked system call returns EINTR. Returns 0 or -errno.
-int laio_shim_install_cancel_handler(void);
+/// SIGRTMIN and SIGRTMAX (function-like macros in C).
+int laio_shim_rtmin(void);
+int laio_shim_rtmax(void);
 
-/// Blocks every signal in the calling thread except the cancel signal and the
-/// synchronous fault signals. Workers call this so that only cancellation interrupts them.
+/// Installs an empty handler without SA_RESTART on `signal` (so that a blocked system call
+/// returns EINTR), unless the signal has another handler than SIG_DFL, SIG_IGN or this one:
+/// an application's handler is never replaced. Returns 0, -EBUSY (another handler),
+/// -EINVAL (not a real-time signal) or -errno of sigaction.
+int laio_shim_install_cancel_handler(int signal);
+
+/// Blocks every signal in the calling thread except those with LAIO's cancel handler and
+/// the synchronous fault signals. Pool workers call this so that only cancellation
+/// interrupts them.
 int laio_shim_worker_sigmask(void);
+
+/// Blocks every signal in the calling thread except the synchronous fault signals: for
+/// the library's threads that no signal needs to interrupt (the harvester, io_uring's
+/// resubmission thread). Returns 0 or -errno.
+int laio_shim_block_signals(void);
 
 /// Fills `out` from a `struct statx` exactly as the kernel's newfstatat(2) fills a
 /// `struct stat` (device numbers in the kernel's 32-bit encoding, padding zeroed).
