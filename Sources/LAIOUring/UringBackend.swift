@@ -158,7 +158,8 @@ package final class UringBackend: Backend, @unchecked Sendable {
         self.submissionEntries = Int(ring.pointee.sq.ring_entries)
         self.completionEntries = Int(ring.pointee.cq.ring_entries)
         let noDrop = params.features & IORING_FEAT_NODROP != 0
-        self.capacity = noDrop ? settings.capacity : min(settings.capacity, completionEntries)
+        self.capacity = min(noDrop ? settings.capacity : min(settings.capacity, completionEntries),
+                            settings.slotLimitForTesting ?? .max)
 
         var supported = [Bool](repeating: false, count: Int(IORING_OP_LAST.rawValue))
         if let probe = io_uring_get_probe_ring(ring) {

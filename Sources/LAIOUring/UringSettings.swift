@@ -42,6 +42,11 @@ public struct UringSettings: Sendable, Equatable {
     /// 64, or 4 × the CPUs online if that is more.
     public static let defaultFileWorkers = max(64, 4 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
+    /// For tests: fewer slots than `capacity`, as on a kernel without IORING_FEAT_NODROP
+    /// whose completion ring is smaller than the context's queue (submit then answers
+    /// EAGAIN while the queue still has credits). Not part of the API; nil outside tests.
+    package var slotLimitForTesting: Int? = nil
+
     public init(entries: Int = 256, completionEntries: Int = 0, capacity: Int = 16_384,
                 flagLadder: [UringSetupFlags] = UringSetupFlags.defaultLadder,
                 maximumFileWorkers: Int? = UringSettings.defaultFileWorkers) {
