@@ -138,6 +138,9 @@ public final class Context: Sendable {
 
     deinit {
         if madeHere {
+            // This is what ends a pool's workers when a context is dropped without close:
+            // each worker holds its pool until it exits, so the pool's own deinit runs only
+            // after the shutdown here has joined them (LifetimeTests).
             stop()
         } else {
             // A forked child's copy: shutting it down would wait for workers that did not

@@ -63,7 +63,9 @@ struct laio_completion {
  *   clone, fork and exec on every backend that runs calls on other threads; on `uring`,
  *   every call io_uring has no operation for), EAGAIN while the process has as many
  *   calls outstanding as it can hold (poll, then retry), or the error that stopped the
- *   process-wide context from starting (EINVAL for an unknown LAIO_BACKEND).
+ *   process-wide context from starting (EINVAL for an unknown LAIO_BACKEND or a
+ *   LAIO_CANCEL_SIGNAL that is not a real-time signal, EBUSY when the cancel signal has a
+ *   handler of the application; see the top of this file).
  *
  * Every argument is read as a `long`, as syscall(2) reads it: pass pointers and integers,
  * not floating-point values or structures.
