@@ -180,11 +180,11 @@ long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long lo
 // Whether statx's AT_STATX_DONT_SYNC answer for a file is the answer fstat(2) gives. Only
 // file systems that revalidate attributes with a server honour AT_STATX_DONT_SYNC (NFS,
 // SMB/CIFS, Ceph, 9p, AFS, FUSE; overlayfs passes the flag to the layer below); every
-// other getattr ignores it and answers as fstat does. All of those live on anonymous
-// devices (major 0), so a file on a block device's file system is exact without a look;
-// for the rest the file system's magic decides (fstatfs), cached per mount by the mount's
-// unique id (STATX_MNT_ID_UNIQUE, Linux 6.8), which the kernel never reuses, so a cached
-// answer cannot outlive its file system. Without that id each such fstat pays an fstatfs.
+// other getattr ignores it and answers as fstat does. The file system's magic decides
+// (fstatfs; FUSE on a block device, fuseblk, has a real device number, so the device
+// cannot), cached per mount by the mount's unique id (STATX_MNT_ID_UNIQUE, Linux 6.8),
+// which the kernel never reuses, so a cached answer cannot outlive its file system. Without
+// that id (older kernels) each fstat pays an fstatfs.
 #define LAIO_STATX_MNT_ID_UNIQUE 0x4000U
 #define LAIO_STATX_MNT_ID_OFFSET 144  // stx_mnt_id in the kernel's struct statx
 _Static_assert(sizeof(struct statx) >= LAIO_STATX_MNT_ID_OFFSET + 8, "struct statx has stx_mnt_id");
@@ -226,7 +226,6 @@ static bool laio_magic_is_exact(long magic) {
 }
 
 static bool laio_statx_is_exact(int fd, const struct statx *x) {
-    if (x->stx_dev_major != 0) return true;
     unsigned long long id = 0;
     if (x->stx_mask & LAIO_STATX_MNT_ID_UNIQUE) {
         memcpy(&id, (const char *)x + LAIO_STATX_MNT_ID_OFFSET, sizeof id);
