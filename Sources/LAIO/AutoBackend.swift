@@ -143,9 +143,14 @@ final class AutoBackend: Backend, @unchecked Sendable {
             if let ringRefusal, let refusal = ringRefusal(typed) {
                 return try rerunOnPool(operation, kind: kind, refused: refusal, claimed: claimed)
             }
-            // A read of a file without a non-blocking form goes straight to a worker: the
-            // kernel's own non-blocking try could wait in this thread (see UringBackend).
-            let outcome = try ring.submit(typed, toWorker: noNonBlockingForm, claimed: claimed)
+            // A read of a file without a non-blocking form (FUSE, network file systems) goes
+            // to the pool: io_uring has no lazy path for it (its own non-blocking try could
+            // wait in this thread, so it would go to an io-wq worker anyway), and io_uring's
+            // asynchronous direct reads of a FUSE file stop at the size the kernel had
+            // cached where pread(2) asks the server. The pool runs pread(2) itself, with a
+            // worker of its own for every such call.
+            if noNonBlockingForm { return try submitToPool(operation, lazy: false, claimed: claimed) }
+            let outcome = try ring.submit(typed, claimed: claimed)
             switch outcome {
             case .inProgress:
                 counters.uringBackground.increment()
