@@ -189,9 +189,11 @@ long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long lo
 #define LAIO_STATX_MNT_ID_OFFSET 144  // stx_mnt_id in the kernel's struct statx
 _Static_assert(sizeof(struct statx) >= LAIO_STATX_MNT_ID_OFFSET + 8, "struct statx has stx_mnt_id");
 
-// Slot: (unique mount id << 1) | exact, 0 when empty. One atomic word each: a reader sees
+// Slot: (unique mount id << 2) | kind, 0 when empty. One atomic word each: a reader sees
 // a whole entry or another mount's, never half of one.
-static _Atomic unsigned long long laio_exact_mounts[64];
+static _Atomic unsigned long long laio_mount_kinds[64];
+
+enum { LAIO_MOUNT_EXACT = 1, LAIO_MOUNT_SLOW = 2 };
 
 static bool laio_magic_is_exact(long magic) {
     switch ((unsigned long)magic & 0xffffffffUL) {
@@ -225,23 +227,46 @@ static bool laio_magic_is_exact(long magic) {
     }
 }
 
-static bool laio_statx_is_exact(int fd, const struct statx *x) {
+static bool laio_magic_is_slow(long magic) {
+    switch ((unsigned long)magic & 0xffffffffUL) {
+    case 0x65735546UL:  // FUSE
+    case 0x6969UL:      // NFS
+    case 0xFF534D42UL:  // CIFS
+    case 0xFE534D42UL:  // SMB2
+    case 0x01021997UL:  // 9P
+    case 0x00C36400UL:  // Ceph
+    case 0x5346414FUL:  // AFS
+    case 0x6B414653UL:  // kAFS
+        return true;
+    default:
+        return false;
+    }
+}
+
+// The kind of the file system `fd` is on (LAIO_MOUNT_* bits), from its magic, cached per
+// mount by the unique mount id that `x` carries when the kernel gives one. fstatfs asks a
+// FUSE server (FUSE_STATFS), so it is made once per mount where the id is known. -errno
+// when fstatfs fails.
+static int laio_mount_kind(int fd, const struct statx *x) {
     unsigned long long id = 0;
+    _Atomic unsigned long long *slot = NULL;
     if (x->stx_mask & LAIO_STATX_MNT_ID_UNIQUE) {
         memcpy(&id, (const char *)x + LAIO_STATX_MNT_ID_OFFSET, sizeof id);
-        id &= ~0ULL >> 1;
-        unsigned long long seen = atomic_load_explicit(&laio_exact_mounts[(id * 0x9E3779B97F4A7C15ULL) >> 58],
-                                                       memory_order_relaxed);
-        if (id != 0 && seen >> 1 == id) return seen & 1;
+        id &= ~0ULL >> 2;
+        slot = &laio_mount_kinds[(id * 0x9E3779B97F4A7C15ULL) >> 58];
+        unsigned long long seen = atomic_load_explicit(slot, memory_order_relaxed);
+        if (id != 0 && seen >> 2 == id) return (int)(seen & 3);
     }
     struct statfs fs;
-    if (fstatfs(fd, &fs) != 0) return false;  // not known: the route gives fstat's answer
-    bool exact = laio_magic_is_exact(fs.f_type);
-    if (id != 0) {
-        atomic_store_explicit(&laio_exact_mounts[(id * 0x9E3779B97F4A7C15ULL) >> 58], id << 1 | exact,
-                              memory_order_relaxed);
-    }
-    return exact;
+    if (fstatfs(fd, &fs) != 0) return -errno;
+    int kind = (laio_magic_is_exact(fs.f_type) ? LAIO_MOUNT_EXACT : 0) | (laio_magic_is_slow(fs.f_type) ? LAIO_MOUNT_SLOW : 0);
+    if (id != 0) atomic_store_explicit(slot, id << 2 | (unsigned long long)kind, memory_order_relaxed);
+    return kind;
+}
+
+static bool laio_statx_is_exact(int fd, const struct statx *x) {
+    int kind = laio_mount_kind(fd, x);
+    return kind >= 0 && (kind & LAIO_MOUNT_EXACT);  // not known: the route gives fstat's answer
 }
 
 long laio_shim_fstat_cached(int fd, struct stat *out) {
@@ -278,6 +303,9 @@ unsigned long laio_shim_fork_generation_value = 0;
 static void laio_shim_forked_child(void) {
     // The child has one thread at this point: no other reader yet.
     __atomic_store_n(&laio_shim_fork_generation_value, laio_shim_fork_generation_value + 1, __ATOMIC_RELAXED);
+    // A lock another thread of the parent held at the fork stays held in the child, where
+    // no thread will release it: the child starts with it free.
+    pthread_mutex_init(&laio_cancel_lock, NULL);
 }
 
 __attribute__((constructor)) static void laio_shim_register_fork_handler(void) {
@@ -361,22 +389,11 @@ int laio_shim_semaphore_wait_until(sem_t *semaphore, int64_t deadline_ns) {
 }
 
 int laio_shim_is_slow_storage(int fd) {
-    struct statfs fs;
-    if (fstatfs(fd, &fs) != 0) return -errno;
-    // The magic numbers of <linux/magic.h> and the file systems' own headers, spelled out.
-    switch ((unsigned long)fs.f_type & 0xffffffffUL) {
-    case 0x65735546UL:  // FUSE
-    case 0x6969UL:      // NFS
-    case 0xFF534D42UL:  // CIFS
-    case 0xFE534D42UL:  // SMB2
-    case 0x01021997UL:  // 9P
-    case 0x00C36400UL:  // Ceph
-    case 0x5346414FUL:  // AFS
-    case 0x6B414653UL:  // kAFS
-        return 1;
-    default:
-        return 0;
-    }
+    // AT_STATX_DONT_SYNC: the mount id without asking a remote file system's server.
+    struct statx x;
+    if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, LAIO_STATX_MNT_ID_UNIQUE, &x) != 0) return -errno;
+    int kind = laio_mount_kind(fd, &x);
+    return kind < 0 ? kind : (kind & LAIO_MOUNT_SLOW) != 0;
 }
 
 long laio_shim_set_thread_user_ids(unsigned real, unsigned effective, unsigned saved) {

@@ -12,9 +12,10 @@ import Synchronization
 /// in the submitting thread (FUSE asks for the file's attributes before it looks at the
 /// page cache), so such calls go straight to a worker instead.
 ///
-/// A descriptor is looked up with fstatfs(2) the first time it is seen, and again every
-/// time while it names such a file (cheap beside the worker's trip, and it notices the
-/// number reused for a local file). A number known to be local is forgotten when the
+/// A descriptor is looked up the first time it is seen (a statx of its mount's id, which
+/// asks no server, and the file system's magic cached per mount), and again every time
+/// while it names such a file (cheap beside the worker's trip, and it notices the number
+/// reused for a local file). A number known to be local is forgotten when the
 /// library closes it or hands it out from an open; a number closed and reused outside the
 /// library keeps its old answer until then, which costs at most that wait in the caller.
 package final class SlowStorage: @unchecked Sendable {

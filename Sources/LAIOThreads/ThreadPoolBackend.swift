@@ -208,9 +208,11 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             }
             slot.status = .queued
             state.queue.append(index)
-            // No worker is free: one more starts for this call, unless one that is starting
-            // already will take it, or the pool is at its bound (then calls wait in order).
-            if state.queue.count > state.startingWorkers + returning.load(ordering: .relaxed)
+            // No worker is free: one more starts for this call at once, unless one is starting
+            // already (each new worker starts more while calls wait for one, so a burst of
+            // calls does not make this thread start a thread for each), or the pool is at its
+            // bound (then calls wait in order).
+            if state.startingWorkers == 0 && state.queue.count > returning.load(ordering: .relaxed)
                 && state.liveWorkers < settings.maximumWorkers {
                 let (workerIndex, worker) = reserveWorker(&state)
                 return .starting(index, workerIndex, worker)
@@ -442,6 +444,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
         worker.thread = pthread_self()  // published to cancellers by the lock below
         var starting = true
         var ran = false
+        var spawn: [(Int32, Worker)] = []
         // A background call this worker finished: its slot is freed under the next lock,
         // and only then is its completion reported, so that a slot is free again before
         // poll can hand the completion out and return its credit.
@@ -452,6 +455,14 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                     state.startingWorkers -= 1
                     state.peakWorkers = max(state.peakWorkers, state.liveWorkers - state.startingWorkers)
                     starting = false
+                    // Calls still waiting beyond this one and the workers on their way: up
+                    // to two more start from here, so the pool grows as a tree, off the
+                    // submitting thread.
+                    while spawn.count < 2, !state.closing,
+                          state.queue.count > 1 + state.startingWorkers + returning.load(ordering: .relaxed),
+                          state.liveWorkers < settings.maximumWorkers {
+                        spawn.append(reserveWorker(&state))
+                    }
                 }
                 if ran {
                     returning.wrappingSubtract(1, ordering: .relaxed)
@@ -472,6 +483,12 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             if let done = finished {
                 completions.push(done.completion)
                 finished = nil
+            }
+            if !spawn.isEmpty {
+                for (index, record) in spawn where start(index, record) != nil {
+                    startRefused.store(true, ordering: .relaxed)
+                }
+                spawn.removeAll()
             }
             guard var index = next else { return }
             if index < 0 {

@@ -216,7 +216,9 @@ int laio_shim_start_thread(pthread_t *thread, void *(*body)(void *), void *argum
 int laio_shim_semaphore_wait_until(sem_t *semaphore, int64_t deadline_ns);
 
 /// 1 when `fd` names a file on storage served from elsewhere (FUSE, NFS, SMB/CIFS, 9P,
-/// Ceph, AFS), 0 when not, -errno when fstatfs fails.
+/// Ceph, AFS), 0 when not, -errno when the lookup fails. A statx of the mount id (which
+/// asks no server) and the file system's magic cached per mount: fstatfs, which a FUSE
+/// server answers, is made once per mount on kernels with unique mount ids (6.8).
 int laio_shim_is_slow_storage(int fd);
 
 /// For tests: setresuid(2) for the calling thread alone (the raw system call; glibc's
