@@ -81,20 +81,7 @@ struct BoundaryTests {
         }
         #expect(child > 0)
         // A child that hangs (on workers that did not fork, say) fails the test, not the run.
-        var status: Int32 = 0
-        let deadline = ContinuousClock.now + .seconds(20)
-        var waited = waitpid(child, &status, WNOHANG)
-        while waited == 0 && ContinuousClock.now < deadline {
-            usleep(10_000)
-            waited = waitpid(child, &status, WNOHANG)
-        }
-        if waited == 0 {
-            kill(child, SIGKILL)
-            waitpid(child, &status, 0)
-            Issue.record("the child hung for 20 s")
-            return
-        }
-        #expect(waited == child)
+        guard let status = waitForChild(child, bound: .seconds(20)) else { return }
         #expect(status & 0x7f == 0, "the child died of signal \(status & 0x7f)")
         #expect((status >> 8) & 0xff == 0, "the child's check \((status >> 8) & 0xff) failed")
         // The parent's context is untouched: its read is still outstanding and completes.

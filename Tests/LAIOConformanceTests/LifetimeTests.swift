@@ -55,19 +55,7 @@ struct LifetimeTests {
             _exit(0)
         }
         try #require(child > 0)
-        var status: Int32 = 0
-        let deadline = ContinuousClock.now + .seconds(120)
-        var waited = waitpid(child, &status, WNOHANG)
-        while waited == 0 && ContinuousClock.now < deadline {
-            usleep(10_000)
-            waited = waitpid(child, &status, WNOHANG)
-        }
-        if waited == 0 {
-            kill(child, SIGKILL)
-            waitpid(child, &status, 0)
-            Issue.record("the child hung for 120 s")
-            return
-        }
+        guard let status = waitForChild(child, bound: .seconds(120)) else { return }
         let checks: [Int32: String] = [1: "the context did not start", 2: "the background read", 3: "its completion",
                                        4: "the pool started no threads", 5: "threads were left 60 s after the context went"]
         #expect(status & 0x7f == 0, "the child died of signal \(status & 0x7f)")

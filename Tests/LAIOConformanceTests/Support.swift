@@ -39,3 +39,23 @@ func makeContext(_ kind: BackendKind, threads: ThreadPoolSettings = ThreadPoolSe
 /// multithreaded process (the child can hang in the runtime's own locks), so the fork test
 /// is skipped under it, with that reason; it runs in every other build.
 let underThreadSanitizer = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
+
+/// Waits for forked `child` to exit, for at most `bound` (far above what the child's work
+/// needs: the bound only turns a hang into a failure). Returns its wait status, or nil after
+/// killing a child that hung (recorded as an issue).
+func waitForChild(_ child: pid_t, bound: Duration, sourceLocation: SourceLocation = #_sourceLocation) -> Int32? {
+    var status: Int32 = 0
+    let deadline = ContinuousClock.now + bound
+    var waited = waitpid(child, &status, WNOHANG)
+    while waited == 0 && ContinuousClock.now < deadline {
+        usleep(10_000)
+        waited = waitpid(child, &status, WNOHANG)
+    }
+    if waited == 0 {
+        kill(child, SIGKILL)
+        waitpid(child, &status, 0)
+        Issue.record("the child hung for \(bound)", sourceLocation: sourceLocation)
+        return nil
+    }
+    return status
+}
