@@ -180,7 +180,10 @@ struct CrowdTests {
 /// so the submitting thread alone takes another user's identity for the submits (the raw
 /// system call, which changes one thread; the saved user stays root so that it can come
 /// back). Needs root.
-@Suite("A refused thread start", .enabled(if: getuid() == 0, "needs root: the submitting thread becomes another user for a moment"))
+/// RLIMIT_NPROC is the process's: the cases run one at a time, so that one's restoring the
+/// limit does not end another's refusal.
+@Suite("A refused thread start", .serialized,
+       .enabled(if: getuid() == 0, "needs root: the submitting thread becomes another user for a moment"))
 struct RefusedStartTests {
     @Test("a thread start refused (RLIMIT_NPROC) leaves its call queued: nothing is lost", arguments: PoolRoute.all)
     func refusedStart(_ route: PoolRoute) throws {
