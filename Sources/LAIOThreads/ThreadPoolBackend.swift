@@ -473,10 +473,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                     slots[Int(index)].status = .running(me)
                     return index
                 }
-                if state.closing {
-                    retire(me, &state)
-                    return nil
-                }
+                if state.closing { return nil }
                 state.idle.append(me)
                 return -1
             }
@@ -490,7 +487,12 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                 }
                 spawn.removeAll()
             }
-            guard var index = next else { return }
+            guard var index = next else {
+                // Counted out only after its last completion is pushed: shutdown returns
+                // once no worker is counted, and every call must be reported by then.
+                state.withLock { retire(me, &$0) }
+                return
+            }
             if index < 0 {
                 guard let delivered = waitForWork(me, worker) else { return }
                 index = delivered
