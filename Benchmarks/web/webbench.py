@@ -17,6 +17,14 @@ in three regimes:
   attributes and the page cache on, under the same memory cgroup: storage like a network
   file system. The mount is made afresh for each server (which empties its page cache), and
   faultfs's counts give the delayed calls per request and from them the load bound.
+- crowd: K (32, 256, 1,024) connections ask for the files of slow/, a faultfs mount with
+  every lookup, getattr, open and read waiting 100 ms and no caching at all, while cached
+  files of fast/ beside it are asked for by a paced probe (one every 10 ms) and then by a
+  heavy load (wrk, 4 connections). Slow requests/s are set against the mount's own capacity
+  for the same crowd ("raw": K threads opening, fstat-ing, reading and closing the files,
+  Benchmarks/web/crowd.c) and against K / T1; fast latencies against their values without
+  the crowd; the server's threads and resident memory at the peak, and how long its threads
+  take to come back to their idle count (DESIGN.md 3a). A fresh server for each point.
 
 Servers alternate within each run; with --runs N each figure is the median of N runs and
 each ratio the median of the per-run ratios. Results (JSON, CSV), a Markdown report and
@@ -54,7 +62,7 @@ NGINX_CONFIGS = ["nginx-aio-threads", "nginx-aio-off"]
 # laio-hummingbird (Integrations/LAIOHummingbird): Hummingbird 2's FileMiddleware over its own
 # LocalFileSystem (NIOFileSystem, a NIOThreadPool hop per call) and over LAIOFileSystem (auto).
 HUMMINGBIRD_CONFIGS = ["hummingbird-nio", "hummingbird-laio"]
-REGIMES = ["cached", "disk", "slow"]
+REGIMES = ["cached", "disk", "slow", "crowd"]
 # Variants that are not a backend word: the backend they run and what they show.
 VARIANTS = {
     "auto-no-io-uring": ("auto", "`auto` under tools/no-io-uring (io_uring_setup fails with EPERM, as under "
@@ -459,7 +467,7 @@ class Server:
                 extra = ["--file-workers", str(kernel_file_workers())]
             # Room for the load's connections: in `laio` mode the thread pool keeps a worker
             # per connection (--max-connections + 16), and their stacks count in the cgroup.
-            most = max(args.connections + args.slow_connections)
+            most = max(args.connections + args.slow_connections + args.crowd_connections)
             command = prefix + [args.httpd, "--root", root, "--port", str(port), "--backend", backend,
                                 "--network", network, "--max-connections", str(most + 64),
                                 "--idle-timeout", "120"] + extra
@@ -617,6 +625,458 @@ def measure_server(args, work, root, mix, regime, name, run, cage, disk, results
         if status not in (0, None) and not name.startswith("nginx"):
             progress(f"  {name} exited with status {status}; see {server.log.name}")
     return done
+
+
+# ---------------------------------------------------------------------------------------
+# The crowd regime: K slow requests at once beside cheap ones
+
+CROWD_FILES = 64            # files in slow/ and in fast/, 4 KiB each
+CROWD_FILE_BYTES = 4096
+# The servers of the crowd regime, and those whose targets it checks.
+CROWD_SERVERS = ["laio-httpd/auto/nonblocking", "laio-httpd/uring/nonblocking", "laio-httpd/threads/nonblocking",
+                 "laio-httpd/auto-no-io-uring/nonblocking", "laio-httpd/blocking/nonblocking",
+                 "nginx-aio-threads"] + HUMMINGBIRD_CONFIGS
+CROWD_TARGETED = ["laio-httpd/auto/nonblocking", "laio-httpd/uring/nonblocking", "laio-httpd/threads/nonblocking",
+                  "laio-httpd/auto-no-io-uring/nonblocking"]
+# laio-httpd/blocking waits for every call in its one event-loop thread: it is measured as the
+# floor at small crowds only.
+CROWD_BLOCKING_MOST = 32
+CROWD_BLOCKING_REASON = (f"laio-httpd/blocking/nonblocking is measured at K <= {CROWD_BLOCKING_MOST} only: it waits "
+                         "for every call in its one event-loop thread, so it completes about 1/T1 slow requests a "
+                         "second whatever K is and every fast request waits behind slow ones; a larger crowd would "
+                         "only lengthen the run (it serves the queued requests one after another)")
+
+
+def crowd_servers(servers, counts):
+    """[(server, [K...])] of the crowd regime, and the notes on what was left out."""
+    chosen, notes = [], []
+    for name in servers:
+        if name not in CROWD_SERVERS:
+            continue
+        ks = counts
+        if name == "laio-httpd/blocking/nonblocking":
+            ks = [k for k in counts if k <= CROWD_BLOCKING_MOST]
+            notes.append(CROWD_BLOCKING_REASON + (" (no such K in this run)" if not ks else ""))
+        if ks:
+            chosen.append((name, ks))
+    return chosen, notes
+
+
+def process_figures(pid):
+    """(threads, resident KiB) of a process and its children (nginx's worker), from
+    /proc/PID/status; (0, 0) when it is gone."""
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    threads = rss = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("Threads:"):
+                        threads += int(line.split()[1])
+                    elif line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+        except OSError:
+            continue
+    return threads, rss
+
+
+class PeakSampler:
+    """Polls a server's threads and resident memory every 0.1 s in a thread, keeping the peaks."""
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.threads, self.rss = pid, 0, 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done.is_set():
+            threads, rss = process_figures(self.pid)
+            self.threads, self.rss = max(self.threads, threads), max(self.rss, rss)
+            self.done.wait(0.1)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        return self.threads, self.rss
+
+
+class CrowdMount(SlowMount):
+    """The crowd regime's storage: faultfs mirroring 64 files of 4 KiB on ROOT/slow, with every
+    lookup, getattr, open and read waiting --crowd-delay-ms, no caching at all (faultfs's
+    defaults: no page cache, entry and attribute timeouts 0), and enough threads that the
+    mirror is never the bound (one per caller waiting at once, and more)."""
+
+    def __init__(self, args, base):
+        self.script = os.path.join(REPO, "scripts", "faultfs")
+        self.source = os.path.join(base, "source")
+        self.root = os.path.join(base, "root")
+        self.mountpoint = os.path.join(self.root, "slow")
+        self.rule = f"{','.join(SLOW_OPERATIONS)} * delay={args.crowd_delay_ms:g}ms"
+        threads = max(4096, 2 * max(args.crowd_connections) + 256)
+        self.options = ["-o", f"max_threads={threads}", "--rule", self.rule]
+        self.mounted = False
+        for folder in (self.source, os.path.join(self.root, "fast"), self.mountpoint):
+            os.makedirs(folder, exist_ok=True)
+        for folder in (self.source, os.path.join(self.root, "fast")):
+            for i in range(CROWD_FILES):
+                path = os.path.join(folder, "f%02d" % i)
+                if not os.path.exists(path) or os.path.getsize(path) != CROWD_FILE_BYTES:
+                    with open(path, "wb") as f:
+                        f.write(random.Random(f"{folder}/{i}").randbytes(CROWD_FILE_BYTES))
+        subprocess.run(["chmod", "-R", "a+rX", base], check=True)     # nginx workers run as another user
+        for folder in (self.source, os.path.join(self.root, "fast")):
+            for i in range(CROWD_FILES):
+                with open(os.path.join(folder, "f%02d" % i), "rb") as f:
+                    f.read()
+
+    def wait_idle(self, limit=15.0):
+        """Waits until no call reaches the storage for 0.5 s (a server stopped with slow calls in
+        flight leaves them to finish), at most `limit` seconds."""
+        started = time.monotonic()
+        def calls():
+            stats = self.stats()
+            return sum(stats.get(op, (0, 0))[0] for op in ("open", "read"))
+        last = calls()
+        while time.monotonic() - started < limit:
+            time.sleep(0.5)
+            now = calls()
+            if now == last:
+                break
+            last = now
+        return time.monotonic() - started
+
+
+def run_crowd_tool(args, command, timeout):
+    output = subprocess.run([args.crowd_tool] + [str(c) for c in command], capture_output=True, text=True,
+                            timeout=timeout)
+    lines = [line for line in output.stdout.splitlines() if line.startswith("{")]
+    if output.returncode != 0 or not lines:
+        raise RuntimeError(f"crowd {command[0]} failed (status {output.returncode}): {output.stderr.strip()}")
+    return json.loads(lines[-1])
+
+
+def run_fast_wrk(args, port, seconds):
+    env = dict(os.environ, LAIO_WEB_FAST_FILES=str(CROWD_FILES))
+    command = [args.wrk, "-t1", f"-c{args.crowd_heavy_connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+               "-s", os.path.join(HERE, "fast.lua"), f"http://127.0.0.1:{port}/"]
+    try:
+        output = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 20)
+    except subprocess.TimeoutExpired:
+        # wrk waits for its connections when the server neither accepts nor answers (nginx's
+        # one worker blocked in open(2) behind a full listen queue): none answered.
+        return {"requests_per_s": 0.0, "requests": 0, "p50_ms": None, "p99_ms": None, "errors": 0,
+                "note": f"wrk did not end within {seconds + 20:g} s (killed): none answered"}
+    for line in output.stdout.splitlines():
+        if line.startswith("LAIO-WEB "):
+            figures = json.loads(line[len("LAIO-WEB "):])
+            seconds_run = figures["duration_us"] / 1e6 or 1
+            answered = figures["requests"] > 0     # else wrk's percentiles are 0: none answered
+            return {"requests_per_s": figures["requests"] / seconds_run, "requests": figures["requests"],
+                    "p50_ms": figures["latency_p50_us"] / 1000 if answered else None,
+                    "p99_ms": figures["latency_p99_us"] / 1000 if answered else None,
+                    "errors": sum(v for k, v in figures.items() if k.startswith("errors_"))}
+    raise RuntimeError(f"wrk gave no figures (status {output.returncode}): {output.stderr.strip()}")
+
+
+def run_probe(args, port, seconds):
+    return run_crowd_tool(args, ["probe", port, args.crowd_probe_ms, seconds, "/fast/f", CROWD_FILES],
+                          timeout=seconds + 30)
+
+
+def build_crowd_tool(args):
+    """Builds Benchmarks/web/crowd.c into the results' work folder; None, or the reason it failed."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        return "no C compiler for Benchmarks/web/crowd.c"
+    args.crowd_tool = os.path.join(args.work, "crowd")
+    output = subprocess.run([cc, "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-pthread", "-o",
+                             args.crowd_tool, os.path.join(HERE, "crowd.c"), "-lm"], capture_output=True, text=True)
+    if output.returncode != 0:
+        return f"Benchmarks/web/crowd.c did not compile: {output.stderr.strip()}"
+    return None
+
+
+def raise_open_files():
+    """The soft limit of open files up to the hard one (K connections on both sides, and K
+    threads' files); returns the limit now in force."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def crowd_regime(args, servers, crowd):
+    """Measures the crowd regime into `crowd` (a dict written to results.json)."""
+    limit = raise_open_files()
+    most = max(args.crowd_connections)
+    if limit != -1 and limit < 2 * most + 512:
+        crowd["skipped"] = f"open files limited to {limit}: too few for {most} connections on both sides"
+        return
+    reason = build_crowd_tool(args)
+    mount = None
+    if not reason:
+        base = f"/var/tmp/laio-web-crowd-{os.getpid()}"
+        mount = CrowdMount(args, base)
+        reason = mount.unusable()
+    if reason:
+        crowd["skipped"] = reason
+        if mount:
+            shutil.rmtree(os.path.dirname(mount.root), ignore_errors=True)
+        return
+    chosen, notes = crowd_servers(servers, args.crowd_connections)
+    crowd.update({"rule": mount.rule, "delay_ms": args.crowd_delay_ms, "connections": args.crowd_connections,
+                  "phase_seconds": args.crowd_seconds, "baseline_seconds": args.crowd_baseline_seconds,
+                  "probe_ms": args.crowd_probe_ms, "heavy_connections": args.crowd_heavy_connections,
+                  "shrink_bound_s": args.crowd_shrink_bound, "open_files": limit, "notes": notes,
+                  "raw": {}, "rows": []})
+    try:
+        mount.umount()
+        try:
+            mount.mount()
+        except RuntimeError as error:
+            crowd["skipped"] = f"faultfs could not be mounted: {error}"
+            return
+        progress(f"crowd regime: faultfs on {mount.mountpoint} ({' '.join(mount.options)}), "
+                 f"{CROWD_FILES} cached files of {CROWD_FILE_BYTES} bytes beside it in {mount.root}/fast")
+        # faultfs's threads for the largest crowd, started once (libfuse keeps them), so that
+        # no measurement pays for starting them.
+        run_crowd_tool(args, ["raw", mount.mountpoint, most, 1.5, 0, CROWD_FILES], timeout=60)
+        mount.wait_idle()
+        # The yardstick: one call's time alone, and K threads on the mount itself.
+        t1 = run_crowd_tool(args, ["raw", mount.mountpoint, 1, args.crowd_t1_seconds, 0, CROWD_FILES],
+                            timeout=args.crowd_t1_seconds + 30)
+        crowd["t1_ms"] = t1["latency_p50_ms"]
+        progress(f"crowd: T1 (open, fstat, read, close of one slow file, alone) = {crowd['t1_ms']:.0f} ms")
+        warmup = max(1.0, 2 * crowd["t1_ms"] / 1000)
+        for k in args.crowd_connections:
+            mount.wait_idle()
+            seconds = warmup + 2 * args.crowd_seconds
+            raw = run_crowd_tool(args, ["raw", mount.mountpoint, k, seconds, warmup, CROWD_FILES], timeout=seconds + 60)
+            raw["k_over_t1"] = k / (crowd["t1_ms"] / 1000)
+            crowd["raw"][str(k)] = raw
+            progress(f"crowd: raw K={k}: {raw['per_s']:.0f} files/s (K/T1 = {raw['k_over_t1']:.0f}/s), "
+                     f"p50 {raw['latency_p50_ms']:.0f} ms, p99 {raw['latency_p99_ms'] or 0:.0f} ms")
+        total = sum(len(ks) for _, ks in chosen)
+        done = 0
+        for name, ks in chosen:
+            for k in ks:
+                done += 1
+                mount.wait_idle()
+                row = {"server": name, "connections": k}
+                try:
+                    crowd_point(args, mount, name, k, k == max(ks), crowd, row)
+                except (RuntimeError, subprocess.TimeoutExpired) as error:
+                    row["error"] = str(error)
+                crowd["rows"].append(row)
+                progress(f"crowd [{done}/{total}] {name} K={k}: " + (
+                    f"not measured: {row['error']}" if "error" in row else
+                    f"{row['slow_per_s']:.0f} slow req/s ({fmt(row.get('vs_raw'), 2)} of raw), fast p99 "
+                    f"{fmt(row['probe_crowd'].get('p99_ms'), 1)} ms (alone {fmt(row['probe_alone'].get('p99_ms'), 1)}), "
+                    f"heavy p99 {fmt(row['heavy_crowd']['p99_ms'], 1)} ms (alone {fmt(row['heavy_alone']['p99_ms'], 1)}), "
+                    f"{row['peak_threads']} threads, {row['peak_rss_kib'] / 1024:.0f} MiB, "
+                    f"shrink {row['shrink']}"))
+    finally:
+        try:
+            mount.umount()
+        except RuntimeError as error:
+            progress(f"crowd: {error}")
+        shutil.rmtree(os.path.dirname(mount.root), ignore_errors=True)
+
+
+def crowd_point(args, mount, name, k, shrink, crowd, row):
+    """One server (fresh) at one K: the fast probe and the heavy fast load alone, then beside a
+    crowd of K connections asking for slow files; peaks of threads and memory; with `shrink`,
+    how long the threads take to come back to their idle count once the crowd has gone."""
+    port = args.port + 2
+    server = Server(name, args, args.work, mount.root, port, None, f"crowd{k}")
+    crowd_process = None
+    try:
+        pid = server.process.pid
+        # One slow request alone: the server's own T1, and whatever the server starts for its
+        # first slow call (a ring's first worker) is there before the idle count is taken.
+        alone = max(2.0, 3 * crowd["t1_ms"] / 1000)
+        one = run_crowd_tool(args, ["probe", port, alone * 1000, alone, "/slow/f", CROWD_FILES], timeout=alone + 30)
+        row["server_t1_ms"] = one.get("answered_max_ms")
+        row["probe_alone"] = run_probe(args, port, args.crowd_baseline_seconds)
+        row["heavy_alone"] = run_fast_wrk(args, port, args.crowd_baseline_seconds)
+        time.sleep(0.3)
+        row["idle_threads"], row["idle_rss_kib"] = process_figures(pid)
+        sampler = PeakSampler(pid)
+        bound = args.crowd_connect_seconds + crowd["t1_ms"] / 1000 * 2 + 2 * args.crowd_seconds + 30
+        crowd_process = subprocess.Popen([args.crowd_tool, "http", str(port), str(k), f"{bound:.0f}", "/slow/f",
+                                          str(CROWD_FILES)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True)
+        # Until every connection is up (at most --crowd-connect-seconds), then two of T1's
+        # lengths so that every connection has a slow request in flight.
+        import select
+        ready = select.select([crowd_process.stdout], [], [], args.crowd_connect_seconds)[0]
+        first = crowd_process.stdout.readline() if ready else ""
+        row["all_connected"] = first.startswith("connected")
+        time.sleep(max(1.0, 2 * crowd["t1_ms"] / 1000))
+        a0 = time.monotonic()
+        row["probe_crowd"] = run_probe(args, port, args.crowd_seconds)
+        a1 = time.monotonic()
+        row["heavy_crowd"] = run_fast_wrk(args, port, args.crowd_seconds)
+        b1 = time.monotonic()
+        crowd_process.send_signal(signal.SIGTERM)
+        stdout, stderr = crowd_process.communicate(timeout=30)
+        stopped = time.monotonic()
+        row["peak_threads"], row["peak_rss_kib"] = sampler.stop()
+        lines = [line for line in stdout.splitlines() if line.startswith("{")]
+        if not lines:
+            raise RuntimeError(f"the crowd gave no figures (status {crowd_process.returncode}): {stderr.strip()}")
+        figures = json.loads(lines[-1])
+        crowd_process = None
+
+        def completed(start, end):
+            first_bucket = int((start - figures["start"]) / figures["bucket_s"])
+            last_bucket = int((end - figures["start"]) / figures["bucket_s"])
+            return sum(figures["counts"][max(first_bucket, 0):max(last_bucket, 0)])
+        row["slow_per_s"] = completed(a0, b1) / (b1 - a0)
+        row["slow_per_s_probe"] = completed(a0, a1) / (a1 - a0)
+        row["slow_per_s_heavy"] = completed(a1, b1) / (b1 - a1)
+        row["slow_latency_p50_ms"] = figures["latency_p50_ms"]
+        row["slow_latency_p99_ms"] = figures["latency_p99_ms"]
+        row["slow_errors"] = figures["connect_errors"] + figures["read_errors"] + figures["bad_status"] + \
+            figures["parse_errors"]
+        row["slow_connected"] = figures["connected"]
+        raw = crowd["raw"].get(str(k))
+        if raw:
+            row["raw_per_s"] = raw["per_s"]
+            row["vs_raw"] = row["slow_per_s"] / raw["per_s"] if raw["per_s"] else None
+        # K / T1 with the server's own T1 (its calls per request may differ from raw's), else
+        # the storage's.
+        t1_ms = row["server_t1_ms"] or crowd["t1_ms"]
+        row["k_over_t1"] = k / (t1_ms / 1000)
+        row["vs_k_over_t1"] = row["slow_per_s"] / row["k_over_t1"]
+        if shrink:
+            row["shrink"] = shrink_time(pid, row["idle_threads"], row["peak_threads"], stopped,
+                                        args.crowd_shrink_bound)
+        else:
+            row["shrink"] = "measured at the largest K"
+    finally:
+        if crowd_process and crowd_process.poll() is None:
+            crowd_process.kill()
+            crowd_process.wait()
+        server.stop()
+
+
+def shrink_time(pid, idle, peak, since, bound):
+    """How long after `since` the process's threads come back to `idle` (polled every 0.1 s,
+    at most `bound` seconds): "12.3 s", "never grew", or "not within N s" with the count
+    reached and when it last fell."""
+    if peak <= idle:
+        return "never grew"
+    last, last_change = peak, 0.0
+    while True:
+        waited = time.monotonic() - since
+        threads, _ = process_figures(pid)
+        if threads <= idle:
+            return f"{waited:.1f} s"
+        if threads != last:
+            last, last_change = threads, waited
+        if waited >= bound:
+            return f"not within {bound:g} s ({threads} threads from {last_change:.1f} s on, idle {idle})"
+        time.sleep(0.1)
+
+
+def crowd_table(crowd):
+    header = ["K", "server", "crowd connected", "slow req/s", "raw req/s", "vs raw", "server T1 ms", "K/T1", "vs K/T1", "fast p50 ms alone",
+              "fast p99 ms alone", "fast p50 ms crowd", "fast p99 ms crowd", "probes answered", "heavy p99 ms alone",
+              "heavy p99 ms crowd", "heavy req/s crowd", "threads idle", "threads peak", "RSS MiB peak", "shrink"]
+    lines = []
+    for r in crowd.get("rows", []):
+        if "error" in r:
+            lines.append([str(r["connections"]), r["server"], "not measured: " + r["error"][:60]] + [""] * (len(header) - 3))
+            continue
+        pc, pa = r["probe_crowd"], r["probe_alone"]
+        lines.append([str(r["connections"]), r["server"], f"{r['slow_connected']}/{r['connections']}",
+                      fmt(r["slow_per_s"], 1), fmt(r.get("raw_per_s"), 1),
+                      fmt(r.get("vs_raw"), 2), fmt(r.get("server_t1_ms")), fmt(r.get("k_over_t1")),
+                      fmt(r.get("vs_k_over_t1"), 2),
+                      fmt(pa.get("p50_ms"), 2), fmt(pa.get("p99_ms"), 2), fmt(pc.get("p50_ms"), 2),
+                      fmt(pc.get("p99_ms"), 2), f"{pc['answered']}/{pc['due']}",
+                      fmt(r["heavy_alone"]["p99_ms"], 2), fmt(r["heavy_crowd"]["p99_ms"], 2),
+                      fmt(r["heavy_crowd"]["requests_per_s"]), str(r["idle_threads"]), str(r["peak_threads"]),
+                      fmt(r["peak_rss_kib"] / 1024, 1), r["shrink"]])
+    return header, lines
+
+
+def crowd_targets(crowd, default):
+    """The issue's targets on the servers they name: slow requests/s at least 0.9 x raw at
+    K = 256 and 1,024; the probe's p99 under the crowd under 10 ms; the heavy load's p99 under
+    the crowd at most 2 x its value alone. Each printed met or not met."""
+    out = []
+    rows = {(r["server"], r["connections"]): r for r in crowd.get("rows", [])}
+    ks = crowd.get("connections", [])
+    note = "" if default else " (not the default settings)"
+    for server in CROWD_TARGETED:
+        present = [k for k in ks if (server, k) in rows]
+        if not present:
+            continue
+        figures = []
+        for k in present:
+            if "error" in rows[(server, k)]:
+                figures.append(f"K={k}: not measured, not met")
+            elif k in (256, 1024):
+                r = rows[(server, k)]
+                v = r.get("vs_raw")
+                figures.append(f"K={k}: {fmt(v, 2)}, {'met' if v is not None and v >= 0.9 else 'not met'}")
+        if figures:
+            out.append(f"crowd: {server} slow req/s vs raw (target >= 0.9){note}: " + ", ".join(figures))
+        figures = []
+        for k in present:
+            r = rows[(server, k)]
+            if "probe_crowd" not in r:
+                figures.append(f"K={k}: not measured, not met")
+                continue
+            v = r["probe_crowd"].get("p99_ms")
+            figures.append(f"K={k}: {fmt(v, 2) + ' ms, met' if v is not None and v < 10 else (fmt(v, 2) + ' ms' if v is not None else 'more than 1% unanswered') + ', not met'}")
+        out.append(f"crowd: {server} fast p99 under the crowd, paced probe (target < 10 ms){note}: " + ", ".join(figures))
+        figures = []
+        for k in present:
+            r = rows[(server, k)]
+            if "heavy_crowd" not in r:
+                figures.append(f"K={k}: not measured, not met")
+                continue
+            alone, crowded = r["heavy_alone"]["p99_ms"], r["heavy_crowd"]["p99_ms"]
+            v = crowded / alone if alone and crowded is not None else None
+            figures.append(f"K={k}: " + ("none answered under the crowd, not met" if v is None else
+                                         f"{v:.2f}x, {'met' if v <= 2 else 'not met'}"))
+        out.append(f"crowd: {server} fast p99 under the crowd vs alone, heavy load (target <= 2x){note}: "
+                   + ", ".join(figures))
+    return out
+
+
+def crowd_method(crowd, meta):
+    if not crowd or "rows" not in crowd or "skipped" in crowd:
+        return []
+    return [f"- Crowd: a faultfs mount (`{crowd['rule']}`, no caching at all: no page cache, entry and attribute "
+            f"timeouts 0; its threads, up to 4096, started by a crowd of the largest K before measuring) holds `slow/`, {CROWD_FILES} files of {CROWD_FILE_BYTES} bytes, "
+            f"beside `fast/`, {CROWD_FILES} cached files of {CROWD_FILE_BYTES} bytes on the local disk, in one "
+            f"document root. For each server (fresh at each point) and K in {', '.join(map(str, crowd['connections']))}: "
+            "alone, one slow file (the server's T1, from which K/T1), then a paced probe asks for a fast file every "
+            f"{crowd['probe_ms']:g} ms for "
+            f"{crowd['baseline_seconds']:g} s, then wrk with {crowd['heavy_connections']} connections asks for fast "
+            f"files for {crowd['baseline_seconds']:g} s; then K keep-alive connections ask for slow files one after "
+            f"another (Benchmarks/web/crowd.c) and, once they are up, the probe runs for {crowd['phase_seconds']:g} s "
+            f"and then wrk for {crowd['phase_seconds']:g} s beside them. Slow req/s: the crowd's responses during "
+            "those two phases. Probe percentiles count unanswered probes as infinitely late. The yardstick, from the "
+            "same run: raw, K threads each opening, fstat-ing, reading and closing the slow files in a loop on the "
+            "same mount (crowd.c raw; its T1, one file alone, "
+            f"{crowd.get('t1_ms', 0):.0f} ms), and K/T1, T1 being one request's time alone on that server. "
+            "Threads and resident memory: /proc/PID/status (with children, for "
+            "nginx's worker) every 0.1 s; idle is before the crowd, peak during it; shrink: how long the threads "
+            f"take to come back to the idle count after the crowd is gone, polled up to {crowd['shrink_bound_s']:g} s, "
+            "at each server's largest K. " + " ".join(crowd.get("notes", []))]
 
 
 # ---------------------------------------------------------------------------------------
@@ -951,10 +1411,28 @@ def main():
     parser.add_argument("--slow-connections", help="comma-separated connection counts of the slow regime (default 64)")
     parser.add_argument("--slow-delay-ms", type=float, default=2.0,
                         help="the slow regime's delay of every lookup, getattr, open and read, ms (default 2)")
+    parser.add_argument("--crowd-connections", help="comma-separated crowd sizes K of the crowd regime "
+                        "(default 32,256,1024; --quick 256)")
+    parser.add_argument("--crowd-delay-ms", type=float, default=100.0,
+                        help="the crowd regime's delay of every lookup, getattr, open and read of slow/, ms (default 100)")
+    parser.add_argument("--crowd-seconds", type=float, default=3.0,
+                        help="seconds of the probe and of the heavy load beside the crowd (default 3 each)")
+    parser.add_argument("--crowd-baseline-seconds", type=float, default=2.0,
+                        help="seconds of the probe and of the heavy load alone, before the crowd (default 2 each)")
+    parser.add_argument("--crowd-probe-ms", type=float, default=10.0, help="the paced probe's interval, ms (default 10)")
+    parser.add_argument("--crowd-heavy-connections", type=int, default=4,
+                        help="wrk's connections of the heavy fast load (default 4)")
+    parser.add_argument("--crowd-shrink-bound", type=float, default=30.0,
+                        help="how long to wait for a server's threads to come back to idle after the crowd, s (default 30)")
+    parser.add_argument("--crowd-connect-seconds", type=float, default=10.0,
+                        help="how long the crowd's connections may take to come up, s (default 10)")
+    parser.add_argument("--crowd-t1-seconds", type=float, default=3.0,
+                        help="how long T1 (one slow file alone) is measured, s (default 3)")
+    parser.add_argument("--no-crowd", action="store_true", help="skip the crowd regime")
     parser.add_argument("--directories", type=int, help="directories in the set (about 5 MiB each)")
     parser.add_argument("--cap-mb", type=int, help="the memory cap of the disk-bound and slow regimes, MiB")
     parser.add_argument("--seed", type=int, default=1999)
-    parser.add_argument("--regimes", default=",".join(REGIMES), help="comma-separated, of cached, disk, slow (default all)")
+    parser.add_argument("--regimes", default=",".join(REGIMES), help="comma-separated, of cached, disk, slow, crowd (default all)")
     parser.add_argument("--no-io-uring", default=os.path.join(REPO, ".build", "no-io-uring"),
                         help="tools/no-io-uring, built (for auto-no-io-uring; default .build/no-io-uring)")
     parser.add_argument("--servers", help="comma-separated subset of the servers")
@@ -979,7 +1457,15 @@ def main():
     args.slow_connections = [int(c) for c in (args.slow_connections or "64").split(",")]
     args.directories = args.directories or (40 if quick else 200)
     args.cap_mb = args.cap_mb or 64
-    regimes = [r for r in args.regimes.split(",") if r]
+    regimes = [r for r in args.regimes.split(",") if r and not (r == "crowd" and args.no_crowd)]
+    crowd_defaults = args.crowd_connections is None
+    args.crowd_connections = [int(c) for c in (args.crowd_connections or ("256" if quick else "32,256,1024")).split(",")]
+    crowd_defaults = crowd_defaults and not quick and all(
+        getattr(args, key) == parser.get_default(key) for key in
+        ("crowd_delay_ms", "crowd_seconds", "crowd_baseline_seconds", "crowd_probe_ms", "crowd_heavy_connections"))
+    if any(k < 1 for k in args.crowd_connections) or args.crowd_delay_ms <= 0 or args.crowd_seconds <= 0 \
+            or args.crowd_baseline_seconds <= 0 or args.crowd_probe_ms <= 0 or args.crowd_heavy_connections < 1:
+        sys.exit("webbench: the crowd's connections, delay, seconds, probe interval and heavy connections must be positive")
     if any(r not in REGIMES for r in regimes):
         sys.exit(f"webbench: --regimes takes {', '.join(REGIMES)}")
     if args.slow_delay_ms <= 0:
@@ -1034,18 +1520,30 @@ def main():
         micro.append({"title": "Cold random 4 KiB reads against fio (laio-demo --fio)", "text": text, "tables": tables})
 
     root = args.set_dir or f"/var/tmp/laio-web-set-{args.seed}-{args.directories}"
-    make_file_set(root, args.seed, args.directories)
-    os.chmod(os.path.dirname(os.path.abspath(root)), os.stat(os.path.dirname(os.path.abspath(root))).st_mode | 0o005)
-    subprocess.run(["chmod", "-R", "a+rX", root], check=True)       # nginx workers run as another user
     subprocess.run(["chmod", "a+rx", folder, args.work], check=True)
     mix = os.path.join(args.work, "mix.lua")
-    write_mix(mix, args.directories)
-    disk = disk_of(root)
+    disk = None
+    if any(r != "crowd" for r in regimes):      # the crowd regime makes its own files
+        make_file_set(root, args.seed, args.directories)
+        os.chmod(os.path.dirname(os.path.abspath(root)), os.stat(os.path.dirname(os.path.abspath(root))).st_mode | 0o005)
+        subprocess.run(["chmod", "-R", "a+rX", root], check=True)       # nginx workers run as another user
+        write_mix(mix, args.directories)
+        disk = disk_of(root)
     meta["disk"] = disk
 
     results = []
+    crowd = {}
     for regime in regimes:
         servers = per_regime[regime]
+        if regime == "crowd":
+            progress(f"crowd regime: K = {', '.join(map(str, args.crowd_connections))} connections asking for slow "
+                     f"files ({args.crowd_delay_ms:g} ms per call), beside a paced probe and a heavy load of fast files")
+            crowd_regime(args, servers, crowd)
+            crowd["default"] = crowd_defaults
+            if "skipped" in crowd:
+                skipped["crowd"] = crowd["skipped"]
+                progress(f"crowd regime skipped: {crowd['skipped']}")
+            continue
         if regime == "cached":
             progress(f"cached regime: warming {meta['set_mib']} MiB")
             warm(root, args.directories)
@@ -1088,9 +1586,9 @@ def main():
 
     summaries = {regime: summarize(results, regime, per_regime[regime],
                                    args.slow_connections if regime == "slow" else args.connections)
-                 for regime in regimes if regime not in skipped}
+                 for regime in regimes if regime not in skipped and regime != "crowd"}
     meta["elapsed_s"] = round(time.monotonic() - started)
-    write_outputs(folder, meta, results, summaries, skipped, micro)
+    write_outputs(folder, meta, results, summaries, skipped, micro, crowd)
     latest = os.path.join(os.path.dirname(folder), "latest")
     if os.path.islink(latest) or not os.path.exists(latest):
         if os.path.islink(latest):
@@ -1098,7 +1596,7 @@ def main():
         os.symlink(os.path.basename(folder), latest)
     # A server that could not start, or a client that failed, fails the job; answers that
     # were not 2xx (a server's 503 under memory pressure, say) are reported, not fatal.
-    failures = [r for r in results if "error" in r]
+    failures = [r for r in results + crowd.get("rows", []) if "error" in r]
     if failures:
         progress(f"{len(failures)} measurements could not be made; see results.json")
         return 1
@@ -1117,10 +1615,16 @@ def error_lines(results):
     return lines
 
 
-def write_outputs(folder, meta, results, summaries, skipped, micro):
+def write_outputs(folder, meta, results, summaries, skipped, micro, crowd):
     with open(os.path.join(folder, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": results, "summaries": summaries, "skipped": skipped,
-                   "micro": micro}, f, indent=1)
+                   "micro": micro, "crowd": crowd}, f, indent=1)
+    if crowd.get("rows"):
+        header, rows = crowd_table(crowd)
+        with open(os.path.join(folder, "crowd.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
     keys = ["regime", "server", "run", "connections", "seconds", "requests_per_s", "mb_per_s", "latency_p50_ms",
             "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "requests", "bytes", "errors", "disk_reads",
             "disk_mb", "cgroup_cache_start_mb", "cgroup_cache_mb", "cgroup_rss_mb", "cgroup_failcnt"] + \
@@ -1136,7 +1640,8 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
               "disk": f"disk-bound (server capped at {meta['cap_mib']} MiB over a {meta['set_mib']} MiB set)",
               "slow": f"slow storage (faultfs, {meta['slow_delay_ms']:g} ms per uncached lookup, getattr, open and read; "
                       f"server capped at {meta['cap_mib']} MiB)"}
-    skip_titles = {"disk": "Disk-bound regime skipped", "slow": "Slow-storage regime skipped"}
+    skip_titles = {"disk": "Disk-bound regime skipped", "slow": "Slow-storage regime skipped",
+                   "crowd": "Crowd regime skipped"}
     report = [f"# swift-laio web benchmark, {meta['date']}", "",
               f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, {meta['machine']['memory_gib']} GiB, "
               f"Linux {meta['machine']['kernel']}. Peers: {meta['versions']['nginx']}, {meta['versions']['wrk']}, "
@@ -1175,11 +1680,11 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
               "nothing else in the way (readahead can overlap a request's reads, so it is not a hard ceiling). "
               "Server CPU and faultfs CPU: the cores each used during the measurement (/proc; the server's "
               "threads, io_uring's workers and nginx's worker included); wrk, faultfs and the server share the "
-              f"{meta['machine']['cores']} cores.", ""]
+              f"{meta['machine']['cores']} cores."] + crowd_method(crowd, meta) + [""]
     for key, note in skipped.items():
         title = skip_titles.get(key) or (key.split(" ", 1)[1] + " not measured")
         report += [f"**{title}:** {note}", ""]
-    lines = targets(summaries)
+    lines = targets(summaries) + crowd_targets(crowd, crowd.get("default", False))
     if lines:
         report += ["## Targets", ""] + [f"- {line}" for line in lines] + [""]
     for regime, summary in summaries.items():
@@ -1221,6 +1726,13 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
                            f"frees the mount's pages): median {statistics.median(starts or [0]):.1f} MiB, at most "
                            f"{max(starts or [0]):.1f}; at the end of a measurement: median "
                            f"{statistics.median(r['cgroup_cache_mb'] for r in rows):.1f} MiB.", ""]
+    if crowd.get("rows") is not None and "skipped" not in crowd:
+        header, rows = crowd_table(crowd)
+        report += [f"## crowd (faultfs, {crowd['delay_ms']:g} ms per lookup, getattr, open and read of slow/; "
+                   f"T1 {crowd.get('t1_ms', 0):.0f} ms)", "", markdown_table(header, rows), ""]
+        report += [f"Raw at K={k}: {r['per_s']:.1f} files/s (K/T1 {r['k_over_t1']:.0f}/s), p50 "
+                   f"{fmt(r['latency_p50_ms'])} ms, p99 {fmt(r['latency_p99_ms'])} ms." for k, r in crowd["raw"].items()]
+        report += [""]
     errors = error_lines(results)
     if errors:
         report += ["## Errors", ""] + [f"- {line}" for line in errors] + [""]
@@ -1236,11 +1748,21 @@ def write_outputs(folder, meta, results, summaries, skipped, micro):
         header, rows = table(summary, regime)
         print(f"The web servers, {titles[regime]}:")
         print(text_table(header, rows) + "\n")
+    if crowd.get("rows") is not None and "skipped" not in crowd:
+        header, rows = crowd_table(crowd)
+        print(f"The web servers, crowd (faultfs, {crowd['delay_ms']:g} ms per lookup, getattr, open and read of "
+              f"slow/; T1 {crowd.get('t1_ms', 0):.0f} ms):")
+        print(text_table(header, rows) + "\n")
+        for k, r in crowd["raw"].items():
+            print(f"crowd: raw at K={k}: {r['per_s']:.1f} files/s (K/T1 {r['k_over_t1']:.0f}/s), "
+                  f"p50 {fmt(r['latency_p50_ms'])} ms, p99 {fmt(r['latency_p99_ms'])} ms")
+        for note in crowd.get("notes", []):
+            print(f"crowd: {note}")
     for key, note in skipped.items():
         print(f"{(skip_titles.get(key) or (key.split(' ', 1)[1] + ' not measured')).lower()}: {note}")
     for line in error_lines(results):
         print(line)
-    for line in targets(summaries):
+    for line in targets(summaries) + crowd_targets(crowd, crowd.get("default", False)):
         print(line)
     print(f"\nresults: {folder}/report.md (and results.json, results.csv, *.svg)")
 

@@ -115,6 +115,9 @@ struct node {
 // readdir (servers that list directories see the source as it is) but can be opened.
 #define CONTROL_NAME ".faultfs-control"
 #define STATS_NAME ".faultfs-stats"
+// libfuse's worker threads at most, unless -o max_threads says otherwise (a string: it
+// goes into an option).
+#define FAULTFS_MAX_THREADS "4096"
 #define CONTROL_INO ((fuse_ino_t)2)
 #define STATS_INO ((fuse_ino_t)3)
 
@@ -1420,7 +1423,7 @@ static void usage(const char *prog) {
            "    -o entry_timeout=S      name lookups cached for S seconds (default actimeo)\n"
            "    -o attr_timeout=S       attributes cached for S seconds (default actimeo)\n"
            "    -o negative_timeout=S   absent names cached for S seconds (default 0)\n"
-           "    -o max_threads=N        worker threads at most (default here 64)\n"
+           "    -o max_threads=N        worker threads at most (default here " FAULTFS_MAX_THREADS ")\n"
            "    -o max_background=N     background requests in flight (default max_threads)\n"
            "    -o congestion_threshold=N  (default 3/4 of max_background)\n"
            "\n"
@@ -1559,8 +1562,12 @@ int main(int argc, char **argv) {
     struct options opt = {.entry_timeout = -1, .attr_timeout = -1, .negative_timeout = -1,
                           .actimeo = -1};
     // Before the caller's options, so that theirs win: a thread per concurrent request
-    // up to 64 (libfuse's default is 10), and the file system type "fuse.faultfs".
-    if (fuse_opt_insert_arg(&args, 1, "-omax_threads=64") != 0 ||
+    // up to 4096 (libfuse's default is 10), and the file system type "fuse.faultfs".
+    // Threads are started only when a request finds none free, so the cap costs nothing
+    // until a crowd of callers waits at once: a mount delaying every call must not make
+    // its callers queue for threads (a benchmark of a thousand blocked calls would
+    // measure faultfs's pool, not the program).
+    if (fuse_opt_insert_arg(&args, 1, "-omax_threads=" FAULTFS_MAX_THREADS) != 0 ||
         fuse_opt_insert_arg(&args, 1, "-osubtype=faultfs") != 0 ||
         fuse_opt_parse(&args, &opt, option_spec, option_proc) != 0)
         return 2;
