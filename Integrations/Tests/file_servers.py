@@ -86,7 +86,8 @@ def make_root(prefix):
     os.symlink(f"{top}/outside.txt", f"{root}/abs.txt")   # absolute, out of the root
     os.symlink("..", f"{root}/parent")                    # a directory out of the root
     os.mkfifo(f"{root}/fifo")
-    stamp = time.time() - 3600
+    # (Three quarters past a whole second: a header must show the second, not round it up.)
+    stamp = int(time.time()) - 3600 + 0.75
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             os.utime(os.path.join(dirpath, name), (stamp, stamp), follow_symlinks=False)

@@ -93,20 +93,20 @@ public struct LAIOFiles: Sendable {
         }
     }
 
-    /// The first `size` bytes of the file in one buffer, read in chunks of `chunkLength`.
-    /// Throws ``FileShrank`` if the file ends first.
+    /// `range` of the file in one buffer, read in chunks of at most `chunkLength`. Throws
+    /// ``FileShrank`` if the file ends first.
     nonisolated(nonsending)
-    public func readAll(_ file: OpenDescriptor, size: Int, path: String) async throws -> ByteBuffer {
+    public func read(_ file: OpenDescriptor, range: Range<Int>, path: String) async throws -> ByteBuffer {
         guard let fd = file.descriptor else { throw Errno.badFileDescriptor }
-        var buffer = ByteBufferAllocator().buffer(capacity: size)
-        while buffer.readableBytes < size {
-            let want = min(chunkLength, size - buffer.readableBytes)
-            let offset = buffer.readableBytes
+        var buffer = ByteBufferAllocator().buffer(capacity: range.count)
+        while buffer.readableBytes < range.count {
+            let want = min(chunkLength, range.count - buffer.readableBytes)
+            let offset = range.lowerBound + buffer.readableBytes
             // As in `read(from:at:length:)`: `buffer` is uniquely ours and untouched until
             // the read returns, which happens only once the call is over.
             let space = buffer.withUnsafeMutableWritableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[0..<want]) }
             let got = try await context.read(from: fd, at: Int64(offset), into: space)
-            guard got > 0 else { throw FileShrank(path: path, missing: size - offset) }
+            guard got > 0 else { throw FileShrank(path: path, missing: range.upperBound - offset) }
             buffer.moveWriterIndex(forwardBy: got)
         }
         return buffer

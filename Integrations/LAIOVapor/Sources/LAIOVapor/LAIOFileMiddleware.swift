@@ -36,7 +36,8 @@ public import Vapor
 ///
 /// Descriptors: the one opened for a request is closed when its body has been sent or has
 /// failed, or when the response is released unsent (HEAD, 304, an error). A response holds
-/// one chunk (at most `chunkLength` bytes) of the file at a time.
+/// one chunk (at most `chunkLength` bytes) of the file at a time; a GET of at most one chunk
+/// is read before the response is made and sent from that one buffer.
 public final class LAIOFileMiddleware: AsyncMiddleware {
     /// What to do with a directory's path that has no trailing slash.
     public enum DirectoryAction: Sendable {
@@ -182,7 +183,7 @@ public final class LAIOFileMiddleware: AsyncMiddleware {
     private func serve(_ file: OpenDescriptor, status: FileStatus, path: String, to request: Request) async throws -> Response {
         let response = try await files.response(to: request, for: file, status: status, path: prefix + path,
                                                 mediaType: nil, advancedETagComparison: advancedETagComparison,
-                                                onCompleted: { _ in })
+                                                bufferedUpTo: files.chunkLength, onCompleted: { _ in })
         response.headers.cacheControl = cachePolicy.cacheControl
         if let age = cachePolicy.age {
             response.headers.replaceOrAdd(name: .age, value: String(age))

@@ -75,7 +75,7 @@ public struct LAIOFileIO: Sendable {
     public func collectFile(at path: String) async throws -> ByteBuffer {
         let files = try request.application.laio.files
         let (file, status) = try await open(path, files)
-        let bytes = try await files.readAll(file, size: status.size, path: path)
+        let bytes = try await files.read(file, range: 0..<status.size, path: path)
         await files.close(file)
         return bytes
     }
