@@ -24,6 +24,7 @@ public struct LAIOFiles: Sendable {
     /// Bytes per `pread` and per chunk handed on (the last may be shorter).
     public let chunkLength: Int
 
+    /// File calls through `context`, reading at most `chunkLength` bytes per `pread`.
     public init(context: LAIO.Context, chunkLength: Int = 128 * 1024) {
         precondition(chunkLength > 0, "LAIOFiles: chunkLength must be positive")
         self.context = context
@@ -115,18 +116,24 @@ public struct LAIOFiles: Sendable {
 
 /// A file's status, from `fstat(2)`: what a file server needs of it.
 public struct FileStatus: Sendable, Equatable {
+    /// The file's type, from `st_mode & S_IFMT`.
     public enum Kind: Sendable, Equatable {
-        case regular, directory
+        /// `S_IFREG`.
+        case regular
+        /// `S_IFDIR`.
+        case directory
         /// A FIFO, socket, device or anything else a file server does not read.
         case other
     }
 
     public let kind: Kind
+    /// `st_size`, in bytes.
     public let size: Int
     /// The modification time: whole seconds since 1970 and the nanoseconds past them.
     public let modifiedSeconds: Int
     public let modifiedNanoseconds: Int
 
+    /// The fields of a `stat` buffer.
     public init(_ status: stat) {
         switch status.st_mode & S_IFMT {
         case S_IFREG: kind = .regular
@@ -149,6 +156,7 @@ public struct FileStatus: Sendable, Equatable {
 public final class OpenDescriptor: Sendable {
     private let slot: Mutex<FileDescriptor?>
 
+    /// Owns `fd` from now on.
     public init(_ fd: FileDescriptor) { slot = Mutex(fd) }
 
     deinit {
@@ -173,6 +181,7 @@ public final class OpenDescriptor: Sendable {
 public final class RootDirectory: Sendable {
     /// The path it was opened with.
     public let path: String
+    /// The directory's descriptor (`O_RDONLY | O_DIRECTORY | O_CLOEXEC`), closed on release.
     public let descriptor: FileDescriptor
 
     /// `open(2)` of `path` as a directory (`O_DIRECTORY`). Throws ``RootError`` naming the
@@ -189,14 +198,18 @@ public final class RootDirectory: Sendable {
 
 /// The root folder could not be opened as a directory.
 public struct RootError: Error, CustomStringConvertible {
+    /// The root folder as given.
     public let path: String
+    /// Why `open(2)` refused it.
     public let errno: Errno
     public var description: String { "cannot serve \(path): \(errno)" }
 }
 
 /// The error that ends a body when the file has fewer bytes than its headers promised.
 public struct FileShrank: Error, CustomStringConvertible {
+    /// The file's path as the request named it.
     public let path: String
+    /// The bytes that were promised and not there.
     public let missing: Int
     public var description: String { "\(path): the file ended \(missing) bytes before its Content-Length" }
 }

@@ -50,9 +50,12 @@ public final class LAIOFileMiddleware: AsyncMiddleware {
     /// The `Cache-Control` and `Age` headers of every file response (as
     /// `FileMiddleware.CachePolicy`).
     public struct CachePolicy: Sendable {
+        /// The `Cache-Control` header; nil removes it.
         public var cacheControl: HTTPHeaders.CacheControl?
+        /// The `Age` header in seconds; nil removes it.
         public var age: Int?
 
+        /// A policy of one's own.
         public init(cacheControl: HTTPHeaders.CacheControl?, age: Int? = nil) {
             self.cacheControl = cacheControl
             self.age = age
@@ -114,6 +117,8 @@ public final class LAIOFileMiddleware: AsyncMiddleware {
         self.cachePolicy = cachePolicy
     }
 
+    /// The file, default file or redirect the request's path names under the public
+    /// directory, else `next`'s answer.
     public func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         guard let decoded = request.url.path.removingPercentEncoding else { throw Abort(.badRequest) }
         let path = String(decoded.drop(while: { $0 == "/" }))
