@@ -95,8 +95,8 @@ def make_root(prefix):
 
 
 class Server:
-    def __init__(self, binary, root, file_io, backend=None):
-        command = [binary, "--root", root, "--port", "0", "--file-io", file_io]
+    def __init__(self, binary, root, file_io, backend=None, extra=()):
+        command = [binary, "--root", root, "--port", "0", "--file-io", file_io, *extra]
         if backend:
             command += ["--backend", backend]
         self.name = f"{file_io}/{backend}" if backend else file_io

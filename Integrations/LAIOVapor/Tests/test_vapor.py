@@ -8,7 +8,8 @@ Last-Modified, ETag, Accept-Ranges, Content-Range, Location, Cache-Control, Age,
 Transfer-Encoding and the body, for files, the default file, the directory redirect, single
 ranges and bad ones, conditional requests, HEAD, 404s, 403s for `../`, and the request
 helpers (/stream/PATH: req.laio.streamFile against req.fileio.asyncStreamFile; /collect/PATH:
-collectFile). Where LAIOFileMiddleware answers differently on purpose (symbolic links out of
+collectFile), and again with the options advancedETagComparison and a cache policy
+(--advanced-etag --max-age 60). Where LAIOFileMiddleware answers differently on purpose (symbolic links out of
 the root, a FIFO) both answers are checked. Then, per backend: a 24 MiB file byte for byte
 (curl), the memory a stalled reader of it costs, 20 clients that reset mid-response (the
 server's descriptors back to where they were), and wrk with zero errors.
@@ -18,6 +19,7 @@ server's descriptors back to where they were), and wrk with zero errors.
 The harness is Integrations/Tests/file_servers.py, shared with LAIOHummingbird's tests.
 Exit status 0 when every check passed; the failures are listed otherwise.
 """
+import atexit
 import os
 import sys
 
@@ -66,8 +68,42 @@ def cases(reference):
     return out
 
 
+# The middlewares' options: ETags from the file's bytes and a cache policy, one nio server
+# for every backend's laio server.
+OPTIONS = ["--advanced-etag", "--max-age", "60"]
+with_options = {}
+
+
+def options(nio, laio):
+    if "nio" not in with_options:
+        with_options["nio"] = fs.Server(nio.process.args[0], nio.process.args[2], "nio", extra=OPTIONS)
+        atexit.register(lambda: with_options["nio"].stop())
+    reference = with_options["nio"]
+    backend = laio.name.split("/", 1)[1]
+    server = fs.Server(laio.process.args[0], laio.process.args[2], "laio", backend, extra=OPTIONS)
+    try:
+        if not fs.check(reference.port and server.port, f"{OPTIONS}: the servers started: "
+                                                       f"{reference.output()} {server.output()}"):
+            return
+        _, fields, _ = fs.request(reference.port, "GET", "/big.bin")
+        etag = fields.get("etag", "")
+        fs.check(len(etag) == 64, f"{OPTIONS}: nio's ETag is a SHA-256: {etag!r}")
+        fs.check(fields.get("cache-control") == "max-age=60" and fields.get("age") == "0",
+                 f"{OPTIONS}: nio's cache headers: {fields}")
+        requests = []
+        for path in ["/hello.txt", "/big.bin", "/empty.txt", "/docs/", "/docs", "/missing", "/stream/hello.txt"]:
+            requests += [("GET", path, {}), ("HEAD", path, {})]
+        requests += [("GET", "/big.bin", {"If-None-Match": etag}), ("GET", "/big.bin", {"Range": "bytes=5-9"}),
+                     ("GET", "/big.bin", {"If-None-Match": etag, "Range": "bytes=5-9"})]
+        fs.compare(reference, server, requests, COMPARED)
+    finally:
+        status, output = server.stop()
+        fs.check(status == 0, f"{OPTIONS}: ends with status 0 on SIGTERM: {status} {output[-2000:]}")
+
+
 def differences(nio, laio):
-    """Where LAIOFileMiddleware is stricter than FileMiddleware, on purpose."""
+    """Where LAIOFileMiddleware is stricter than FileMiddleware, on purpose; and the options."""
+    options(nio, laio)
     for path in ["/up.txt", "/abs.txt", "/parent/outside.txt"]:
         status, _, body = fs.request(nio.port, "GET", path)
         fs.check(status == 200 and body == b"outside the root\n",

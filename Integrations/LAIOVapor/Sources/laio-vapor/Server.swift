@@ -57,11 +57,19 @@ struct VaporCommand: AsyncParsableCommand {
         """, valueName: "mode"))
     var fileIO = FileIO.laio
 
+    @ArgumentParser.Flag(help: "ETags from the SHA-256 of each file's bytes (the middlewares' advancedETagComparison).")
+    var advancedEtag = false
+
+    @ArgumentParser.Option(help: ArgumentHelp("Cache-Control: max-age=N and Age: 0 on every file (the middlewares' cache policy).",
+                                              valueName: "seconds"))
+    var maxAge: Int?
+
     @ArgumentParser.Option(help: ArgumentHelp("LAIO backend of --file-io laio (default: LAIO_BACKEND, else auto).", valueName: "word"))
     var backend: BackendKind?
 
     func validate() throws {
         guard port >= 0 && port <= 65535 else { throw ValidationError("--port must be 0...65535") }
+        if let maxAge, maxAge < 0 { throw ValidationError("--max-age must be 0 or more") }
         if backend != nil && fileIO != .laio {
             throw ValidationError("--backend applies to --file-io laio only")
         }
@@ -98,8 +106,11 @@ struct VaporCommand: AsyncParsableCommand {
         case .laio:
             let middleware: LAIOFileMiddleware
             do {
-                middleware = try LAIOFileMiddleware(publicDirectory: root, defaultFile: "index.html",
-                                                    directoryAction: .redirect, context: LAIO.Context(backend: backend))
+                middleware = try LAIOFileMiddleware(
+                    publicDirectory: root, defaultFile: "index.html", directoryAction: .redirect,
+                    advancedETagComparison: advancedEtag,
+                    cachePolicy: maxAge.map { .cacheUpToDuration(.seconds(Int64($0))) } ?? .browserDefault,
+                    context: LAIO.Context(backend: backend))
             } catch {
                 throw ValidationError("\(error)")
             }
@@ -107,7 +118,10 @@ struct VaporCommand: AsyncParsableCommand {
             app.laio.use(middleware.files)
             description = "file-io laio, backend \(middleware.files.context.backendKind); \(middleware.files.context.details)"
         case .nio:
-            app.middleware.use(FileMiddleware(publicDirectory: root, defaultFile: "index.html", directoryAction: .redirect))
+            app.middleware.use(FileMiddleware(
+                publicDirectory: root, defaultFile: "index.html", directoryAction: .redirect,
+                advancedETagComparison: advancedEtag,
+                cachePolicy: maxAge.map { .cacheUpToDuration(.seconds(Int64($0))) } ?? .browserDefault))
             description = "file-io nio (FileMiddleware, NIOThreadPool of \(app.threadPool.numberOfThreads) threads)"
         }
         let root = root.hasSuffix("/") ? root : root + "/"
