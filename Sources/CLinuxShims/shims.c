@@ -19,31 +19,65 @@ long laio_shim_syscall(long number, long a0, long a1, long a2, long a3, long a4,
     return r == -1 ? -(long)errno : r;
 }
 
-int laio_shim_cancel_signal(void) {
+int laio_shim_default_cancel_signal(void) {
     // SIGRTMIN already skips the signals glibc keeps for itself.
     return SIGRTMIN + 5;
 }
+
+int laio_shim_rtmin(void) { return SIGRTMIN; }
+int laio_shim_rtmax(void) { return SIGRTMAX; }
 
 static void laio_cancel_handler(int sig) {
     (void)sig; // Only here so that a blocked call returns EINTR.
 }
 
-int laio_shim_install_cancel_handler(void) {
-    static atomic_int installed = 0;
-    if (atomic_load(&installed)) return 0;
-    struct sigaction sa = {0};
-    sa.sa_handler = laio_cancel_handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; // no SA_RESTART: the interrupted call must return EINTR
-    if (sigaction(laio_shim_cancel_signal(), &sa, NULL) != 0) return -errno;
-    atomic_store(&installed, 1);
-    return 0;
+// The signals that have LAIO's handler (bit sig - 1; real-time signals end at 64 on Linux).
+// Workers leave these unblocked. Only grows: a handler once installed stays, harmless.
+static _Atomic unsigned long long laio_cancel_signals;
+// Serializes the look at a signal's disposition and the installation after it.
+static pthread_mutex_t laio_cancel_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int laio_shim_install_cancel_handler(int sig) {
+    if (sig < SIGRTMIN || sig > SIGRTMAX || sig > 64) return -EINVAL;
+    pthread_mutex_lock(&laio_cancel_lock);
+    int result = 0;
+    struct sigaction old;
+    if (sigaction(sig, NULL, &old) != 0) {
+        result = -errno;
+    } else if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == laio_cancel_handler) {
+        // Ours already (another context's, or an earlier one's).
+    } else if (!(old.sa_flags & SA_SIGINFO) && (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)) {
+        struct sigaction sa = {0};
+        sa.sa_handler = laio_cancel_handler;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0; // no SA_RESTART: the interrupted call must return EINTR
+        if (sigaction(sig, &sa, NULL) != 0) result = -errno;
+    } else {
+        result = -EBUSY; // the application's handler: never replaced
+    }
+    if (result == 0) atomic_fetch_or(&laio_cancel_signals, 1ULL << (sig - 1));
+    pthread_mutex_unlock(&laio_cancel_lock);
+    return result;
 }
 
 int laio_shim_worker_sigmask(void) {
     sigset_t set;
     sigfillset(&set);
-    sigdelset(&set, laio_shim_cancel_signal());
+    unsigned long long ours = atomic_load(&laio_cancel_signals);
+    for (int sig = 1; sig <= 64; sig++) {
+        if (ours & (1ULL << (sig - 1))) sigdelset(&set, sig);
+    }
+    sigdelset(&set, SIGSEGV);
+    sigdelset(&set, SIGBUS);
+    sigdelset(&set, SIGFPE);
+    sigdelset(&set, SIGILL);
+    sigdelset(&set, SIGABRT);
+    return -pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
+int laio_shim_block_signals(void) {
+    sigset_t set;
+    sigfillset(&set);
     sigdelset(&set, SIGSEGV);
     sigdelset(&set, SIGBUS);
     sigdelset(&set, SIGFPE);
@@ -143,10 +177,79 @@ long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long lo
     return r == -1 ? -(long)errno : r;
 }
 
+// Whether statx's AT_STATX_DONT_SYNC answer for a file is the answer fstat(2) gives. Only
+// file systems that revalidate attributes with a server honour AT_STATX_DONT_SYNC (NFS,
+// SMB/CIFS, Ceph, 9p, AFS, FUSE; overlayfs passes the flag to the layer below); every
+// other getattr ignores it and answers as fstat does. The file system's magic decides
+// (fstatfs; FUSE on a block device, fuseblk, has a real device number, so the device
+// cannot), cached per mount by the mount's unique id (STATX_MNT_ID_UNIQUE, Linux 6.8),
+// which the kernel never reuses, so a cached answer cannot outlive its file system. Without
+// that id (older kernels) each fstat pays an fstatfs.
+#define LAIO_STATX_MNT_ID_UNIQUE 0x4000U
+#define LAIO_STATX_MNT_ID_OFFSET 144  // stx_mnt_id in the kernel's struct statx
+_Static_assert(sizeof(struct statx) >= LAIO_STATX_MNT_ID_OFFSET + 8, "struct statx has stx_mnt_id");
+
+// Slot: (unique mount id << 1) | exact, 0 when empty. One atomic word each: a reader sees
+// a whole entry or another mount's, never half of one.
+static _Atomic unsigned long long laio_exact_mounts[64];
+
+static bool laio_magic_is_exact(long magic) {
+    switch ((unsigned long)magic & 0xffffffffUL) {
+    case 0x01021994:  // tmpfs
+    case 0x858458f6:  // ramfs
+    case 0x9123683e:  // btrfs (subvolumes have anonymous devices)
+    case 0x9fa0:      // proc
+    case 0x62656572:  // sysfs
+    case 0x50495045:  // pipefs
+    case 0x534f434b:  // sockfs
+    case 0x09041934:  // anon_inode_fs (eventfd, epoll, timerfd...)
+    case 0x1cd1:      // devpts
+    case 0x27e0eb:    // cgroup
+    case 0x63677270:  // cgroup2
+    case 0xcafe4a11:  // bpf
+    case 0x74726163:  // tracefs
+    case 0x64626720:  // debugfs
+    case 0x958458f6:  // hugetlbfs
+    case 0x19800202:  // mqueue
+    case 0x6e736673:  // nsfs
+    case 0x50494446:  // pidfs
+    case 0x73717368:  // squashfs
+    case 0xe0f5e1e2:  // erofs
+    case 0xef53:      // ext2/3/4
+    case 0x58465342:  // xfs
+    case 0xf2f52010:  // f2fs
+    case 0x2fc12fc1:  // zfs
+        return true;
+    default:          // FUSE, NFS, SMB, Ceph, 9p, AFS, overlayfs, and what is not known
+        return false;
+    }
+}
+
+static bool laio_statx_is_exact(int fd, const struct statx *x) {
+    unsigned long long id = 0;
+    if (x->stx_mask & LAIO_STATX_MNT_ID_UNIQUE) {
+        memcpy(&id, (const char *)x + LAIO_STATX_MNT_ID_OFFSET, sizeof id);
+        id &= ~0ULL >> 1;
+        unsigned long long seen = atomic_load_explicit(&laio_exact_mounts[(id * 0x9E3779B97F4A7C15ULL) >> 58],
+                                                       memory_order_relaxed);
+        if (id != 0 && seen >> 1 == id) return seen & 1;
+    }
+    struct statfs fs;
+    if (fstatfs(fd, &fs) != 0) return false;  // not known: the route gives fstat's answer
+    bool exact = laio_magic_is_exact(fs.f_type);
+    if (id != 0) {
+        atomic_store_explicit(&laio_exact_mounts[(id * 0x9E3779B97F4A7C15ULL) >> 58], id << 1 | exact,
+                              memory_order_relaxed);
+    }
+    return exact;
+}
+
 long laio_shim_fstat_cached(int fd, struct stat *out) {
     struct statx x;
-    long r = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_BASIC_STATS, &x);
+    long r = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+                     STATX_BASIC_STATS | LAIO_STATX_MNT_ID_UNIQUE, &x);
     if (r == -1) return -(long)errno;
+    if (!laio_statx_is_exact(fd, &x)) return -EAGAIN;
     laio_shim_statx_to_stat(&x, out);
     return 0;
 }

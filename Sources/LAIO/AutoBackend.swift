@@ -14,8 +14,9 @@ import SystemPackage
 public struct AutoSettings: Sendable, Equatable {
     /// Kinds first tried on the caller's thread with a form of the call that never waits
     /// (pread, preadv: preadv2 with RWF_NOWAIT; recv: MSG_DONTWAIT; fstat: statx with
-    /// AT_STATX_DONT_SYNC, which takes the attributes the kernel has without asking a
-    /// remote file system; io_uring would send every STATX to its worker threads;
+    /// AT_STATX_DONT_SYNC, only on file systems where that is fstat's own answer: a file on
+    /// FUSE, NFS or SMB, whose fstat asks the server, goes to its route (io_uring would send
+    /// every STATX to its worker threads);
     /// openat2 with O_NONBLOCK and without O_CREAT/O_TRUNC/O_TMPFILE: RESOLVE_CACHED added,
     /// the same attempt io_uring makes inline, without the trip through the ring). Only when that answers
     /// "would block" does the call go on to its route (io_uring or the pool). Kinds outside
@@ -74,7 +75,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
     /// or switched off, the ring. Other setup errors are thrown.
     /// `threads` nil: the defaults, or `ThreadPoolSettings.withoutUring` when there is no ring.
     init(settings: AutoSettings, threads: ThreadPoolSettings?, uring: UringSettings,
-         completions: CompletionQueue) throws(Errno) {
+         completions: CompletionQueue, cancelSignal: Int32) throws(Errno) {
         var ring: UringBackend? = nil
         var unavailable: String? = nil
         if settings.useUring {
@@ -93,7 +94,8 @@ final class AutoBackend: Backend, @unchecked Sendable {
             unavailable = "switched off (AutoSettings.useUring = false)"
         }
         let poolSettings = threads ?? (ring == nil ? ThreadPoolSettings.withoutUring : ThreadPoolSettings.besideUring)
-        self.pool = try ThreadPoolBackend(settings: poolSettings, completions: completions, tagHandles: true)
+        self.pool = try ThreadPoolBackend(settings: poolSettings, completions: completions, tagHandles: true,
+                                          cancelSignal: cancelSignal)
         self.ring = ring
         self.uringUnavailable = unavailable
         var ringKinds: UInt64 = 0
@@ -141,9 +143,14 @@ final class AutoBackend: Backend, @unchecked Sendable {
             if let ringRefusal, let refusal = ringRefusal(typed) {
                 return try rerunOnPool(operation, kind: kind, refused: refusal, claimed: claimed)
             }
-            // A read of a file without a non-blocking form goes straight to a worker: the
-            // kernel's own non-blocking try could wait in this thread (see UringBackend).
-            let outcome = try ring.submit(typed, toWorker: noNonBlockingForm, claimed: claimed)
+            // A read of a file without a non-blocking form (FUSE, network file systems) goes
+            // to the pool: io_uring has no lazy path for it (its own non-blocking try could
+            // wait in this thread, so it would go to an io-wq worker anyway), and io_uring's
+            // asynchronous direct reads of a FUSE file stop at the size the kernel had
+            // cached where pread(2) asks the server. The pool runs pread(2) itself, with a
+            // worker of its own for every such call.
+            if noNonBlockingForm { return try submitToPool(operation, lazy: false, claimed: claimed) }
+            let outcome = try ring.submit(typed, claimed: claimed)
             switch outcome {
             case .inProgress:
                 counters.uringBackground.increment()
@@ -224,19 +231,31 @@ final class AutoBackend: Backend, @unchecked Sendable {
             answer = laio_shim_preadv_nowait(fd, iovecs.baseAddress, Int32(clamping: iovecs.count), offset)
         case let .recv(fd, buffer, flags):
             // recv(2) returns whatever is there, so any count is its answer, except with
-            // MSG_WAITALL, whose partial answer the blocking call would not give.
+            // MSG_WAITALL, whose partial answer the blocking call would not give. Exact on
+            // every file system: a socket's data is the socket's, never a file system's
+            // cache, and MSG_DONTWAIT changes only whether the call waits for it.
             guard flags & Int32(MSG_WAITALL) == 0 else { return nil }
             answer = laio_shim_recv_nowait(fd, buffer.baseAddress, buffer.count, flags)
             return answer == -Int(EAGAIN) ? nil : Result(kernelReturn: answer)
         case let .openat2(dirfd, path, how):
+            // Exact on file systems that revalidate names (FUSE, NFS, SMB): RESOLVE_CACHED
+            // still runs each dentry's and inode's revalidation, which on those answers
+            // "cannot without sleeping" (ECHILD) for anything not fresh, and the open then
+            // answers EAGAIN and goes to the route; it never takes a stale entry as fresh.
             answer = laio_shim_openat2_cached(dirfd, path, how)
             return answer == -Int(EAGAIN) ? nil : Result(kernelReturn: answer)
         case let .fstat(fd, buffer):
-            // Answers for good: it does not wait, so there is no "would block" to pass on.
-            return Result(kernelReturn: laio_shim_fstat_cached(fd, buffer))
+            // Answered inline only where statx's AT_STATX_DONT_SYNC gives fstat's own answer;
+            // on a file system that revalidates attributes with its server (FUSE, NFS, SMB)
+            // the shim answers EAGAIN and fstat runs in full on the route.
+            answer = laio_shim_fstat_cached(fd, buffer)
+            return answer == -Int(EAGAIN) ? nil : Result(kernelReturn: answer)
         default:
             return nil
         }
+        // preadv2 with RWF_NOWAIT is exact on file systems that revalidate (FUSE, NFS, SMB):
+        // none of them takes RWF_NOWAIT (EOPNOTSUPP below), so their reads, and the checks
+        // of size and mtime that come with them, run in full on the route.
         // A positional read is answered inline when it got everything or hit the end of
         // the file; a partial read (part of the range in memory) is left to the route,
         // which reads the whole range again, so callers never see a short read that the

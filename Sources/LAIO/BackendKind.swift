@@ -50,6 +50,13 @@ public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
     case backendUnavailable(BackendKind, reason: String)
     /// Setting up the backend or the completion queue failed with this errno.
     case setupFailed(BackendKind, Errno)
+    /// The cancel signal (`Context.init(cancelSignal:)`, `LAIO_CANCEL_SIGNAL`) already has a
+    /// handler of the application, which LAIO never replaces: choose another signal. The
+    /// C ABI's errno is `EBUSY`.
+    case cancelSignalTaken(Int32)
+    /// The cancel signal asked for is not a real-time signal (`SIGRTMIN` ... `SIGRTMAX`); the
+    /// value as given. The C ABI's errno is `EINVAL`.
+    case invalidCancelSignal(String)
 
     public var description: String {
         switch self {
@@ -61,6 +68,13 @@ public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .setupFailed(kind, errno):
             let cause = kind == .uring || kind == .auto ? ContextError.uringCause(errno) : nil
             return "LAIO backend '\(kind)' failed to start: \(errno) (errno \(errno.rawValue))" + (cause.map { "; \($0)" } ?? "")
+        case let .cancelSignalTaken(signal):
+            return "LAIO's cancel signal \(Context.signalName(signal)) (\(signal)) already has a handler of the application, "
+                + "which LAIO does not replace: choose another real-time signal with Context(cancelSignal:) or "
+                + "\(Context.cancelSignalEnvironmentVariable) (EBUSY)"
+        case let .invalidCancelSignal(value):
+            return "LAIO's cancel signal '\(value)' is not a real-time signal: give SIGRTMIN+N, SIGRTMAX-N or a number "
+                + "from \(laio_shim_rtmin()) to \(laio_shim_rtmax()) (EINVAL)"
         }
     }
 

@@ -53,8 +53,15 @@ extension Context {
             } catch where error == .resourceTemporarilyUnavailable {
                 if completions.hasCredit {
                     // Full for another reason than credits (a submission ring the kernel
-                    // has not taken yet): look again after letting others run.
+                    // has not taken yet, a ring with fewer slots than the queue has credits
+                    // on kernels without IORING_FEAT_NODROP): look again after letting
+                    // others run, unless the task was cancelled meanwhile (the call has not
+                    // started, so ECANCELED is its answer, as for a task cancelled before).
                     await Task.yield()
+                    if cancellable && Task.isCancelled {
+                        if waited { completions.passRoomOn() }
+                        throw .canceled
+                    }
                 } else {
                     try await waitForRoom(first: waited, cancellable: cancellable)
                     waited = true
@@ -234,7 +241,7 @@ final class Harvester: @unchecked Sendable {
     }
 
     private func run() {
-        _ = laio_shim_worker_sigmask()
+        _ = laio_shim_block_signals()
         let wake = state.withLock { $0.wake }
         while true {
             // Signals before this are answered by the service below.

@@ -51,6 +51,9 @@ import SystemPackage
 public final class Context: Sendable {
     /// The backend this context runs (never silently another one).
     public let backendKind: BackendKind
+    /// The real-time signal this context's thread pool interrupts a worker with to cancel
+    /// its call (`threads`, `auto`); nil on `uring` and `blocking`, which take no signal.
+    public let cancelSignal: Int32?
     let backend: any Backend
     let completions: CompletionQueue
     /// Services the backend for tasks awaiting its calls (`perform`) when nobody polls;
@@ -76,9 +79,28 @@ public final class Context: Sendable {
     ///
     /// `threads` nil means the defaults: `ThreadPoolSettings()`, except that auto's pool on
     /// a machine without io_uring is `ThreadPoolSettings.withoutUring`.
+    ///
+    /// `cancelSignal`: the real-time signal (`SIGRTMIN` ... `SIGRTMAX`) with which the thread
+    /// pool of `threads` and `auto` interrupts a worker blocked in a call being cancelled;
+    /// nil: `LAIO_CANCEL_SIGNAL` (`SIGRTMIN+N`, `SIGRTMAX-N` or a number), else
+    /// `defaultCancelSignal` (`SIGRTMIN+5`). The context installs an empty handler on it
+    /// unless the signal already has one of the application's (not SIG_DFL or SIG_IGN): it
+    /// then throws `ContextError.cancelSignalTaken` (EBUSY in C) and takes nothing. Contexts
+    /// may share a signal. The handler stays after close; the application may install its
+    /// own once no context that uses the signal is left. `uring` and `blocking` take no
+    /// signal (the value is checked all the same); `ContextError.invalidCancelSignal` (EINVAL)
+    /// for one that is not a real-time signal.
     public init(backend kind: BackendKind? = nil, threads: ThreadPoolSettings? = nil,
-                uring: UringSettings = UringSettings(), auto: AutoSettings = AutoSettings()) throws(ContextError) {
+                uring: UringSettings = UringSettings(), auto: AutoSettings = AutoSettings(),
+                cancelSignal: Int32? = nil) throws(ContextError) {
         let kind = if let kind { kind } else { try BackendKind.fromEnvironment() }
+        let signal: Int32
+        if let cancelSignal {
+            guard Context.isRealTimeSignal(cancelSignal) else { throw .invalidCancelSignal("\(cancelSignal)") }
+            signal = cancelSignal
+        } else {
+            signal = try Context.cancelSignalFromEnvironment()
+        }
         let chosenThreads = threads
         let threads = threads ?? ThreadPoolSettings()
         let capacity: Int
@@ -96,15 +118,19 @@ public final class Context: Sendable {
         do throws(Errno) {
             queue = try CompletionQueue(capacity: max(capacity, 1))
             backend = switch kind {
-            case .auto: try AutoBackend(settings: auto, threads: chosenThreads, uring: uring, completions: queue)
+            case .auto: try AutoBackend(settings: auto, threads: chosenThreads, uring: uring, completions: queue,
+                                        cancelSignal: signal)
             case .uring: try UringBackend(settings: uring, completions: queue)
-            case .threads: try ThreadPoolBackend(settings: threads, completions: queue)
+            case .threads: try ThreadPoolBackend(settings: threads, completions: queue, cancelSignal: signal)
             case .blocking: BlockingBackend()
             }
         } catch {
+            // Only the pool's signal installation answers EBUSY.
+            if error == .resourceBusy && (kind == .threads || kind == .auto) { throw .cancelSignalTaken(signal) }
             throw .setupFailed(kind, error)
         }
         self.backendKind = kind
+        self.cancelSignal = kind == .threads || kind == .auto ? signal : nil
         self.completions = queue
         let made = backend
         self.harvester = kind == .blocking ? nil : Harvester(backend: made, completions: queue, descriptor: made.harvestDescriptor)
@@ -113,6 +139,9 @@ public final class Context: Sendable {
 
     deinit {
         if madeHere {
+            // This is what ends a pool's workers when a context is dropped without close:
+            // each worker holds its pool until it exits, so the pool's own deinit runs only
+            // after the shutdown here has joined them (LifetimeTests).
             stop()
         } else {
             // A forked child's copy: shutting it down would wait for workers that did not
@@ -273,5 +302,48 @@ public final class Context: Sendable {
         backend.shutdown()
         completions.closeRoom()
         harvester?.stop()
+    }
+}
+
+extension Context {
+    /// The environment variable that chooses the cancel signal when `Context.init` is given
+    /// none: `SIGRTMIN+N`, `SIGRTMAX-N` (`RTMIN+N`, `RTMAX-N` too) or a signal number.
+    public static let cancelSignalEnvironmentVariable = "LAIO_CANCEL_SIGNAL"
+
+    /// The cancel signal when neither `Context.init(cancelSignal:)` nor `LAIO_CANCEL_SIGNAL`
+    /// chooses one: `SIGRTMIN+5`.
+    public static var defaultCancelSignal: Int32 { laio_shim_default_cancel_signal() }
+
+    static func isRealTimeSignal(_ signal: Int32) -> Bool {
+        signal >= laio_shim_rtmin() && signal <= laio_shim_rtmax()
+    }
+
+    /// `LAIO_CANCEL_SIGNAL`'s signal, or the default when it is unset or empty.
+    static func cancelSignalFromEnvironment() throws(ContextError) -> Int32 {
+        guard let raw = getenv(cancelSignalEnvironmentVariable).map({ String(cString: $0) }), !raw.isEmpty else {
+            return defaultCancelSignal
+        }
+        guard let signal = parseSignal(raw), isRealTimeSignal(signal) else { throw .invalidCancelSignal(raw) }
+        return signal
+    }
+
+    /// `SIGRTMIN+N`, `SIGRTMAX-N` (with or without `SIG`), `SIGRTMIN`, `SIGRTMAX`, or a number.
+    static func parseSignal(_ text: String) -> Int32? {
+        if let number = Int32(text) { return number }
+        let name = text.hasPrefix("SIG") ? String(text.dropFirst(3)) : text
+        for (base, value, sign) in [("RTMIN", laio_shim_rtmin(), Int32(1)), ("RTMAX", laio_shim_rtmax(), Int32(-1))] {
+            guard name.hasPrefix(base) else { continue }
+            let rest = name.dropFirst(base.count)
+            if rest.isEmpty { return value }
+            guard rest.first == (sign > 0 ? "+" : "-"), let offset = Int32(rest.dropFirst()), offset >= 0 else { return nil }
+            return value + sign * offset
+        }
+        return nil
+    }
+
+    /// `SIGRTMIN+N` or `SIGRTMAX-N`, whichever is nearer (for messages).
+    static func signalName(_ signal: Int32) -> String {
+        let fromMin = signal - laio_shim_rtmin(), fromMax = laio_shim_rtmax() - signal
+        return fromMin <= fromMax ? "SIGRTMIN+\(fromMin)" : "SIGRTMAX-\(fromMax)"
     }
 }

@@ -15,9 +15,12 @@ import SystemPackage
 ///
 /// Each case runs the system call named in its documentation. Results are what the
 /// kernel returns (a count, a descriptor, or 0), errors are `Errno` values.
-public enum Operation: @unchecked Sendable {
-    // @unchecked: the pointers are owned by the caller under the rule above; the library
-    // dereferences them only on the one thread that runs the call, never concurrently.
+///
+/// Not `Sendable`, like the pointers it holds (and swift-system's `IORing.Request`): an
+/// operation that points into one task's memory, its stack say, cannot be handed to another
+/// task without the compiler saying so. Make the operation where its memory lives; a
+/// `Handle` is what crosses tasks and threads.
+public enum Operation {
 
     /// `read(2)`.
     case read(fd: Int32, buffer: UnsafeMutableRawBufferPointer)

@@ -109,7 +109,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     private let returning = Atomic<Int>(0)
     /// Set when a worker could not start (EAGAIN) while calls waited; `service()` tries again.
     private let startRefused = Atomic<Bool>(false)
-    private let cancelSignal = laio_shim_cancel_signal()
+    private let cancelSignal: Int32
     /// Whether every handle this pool gives out carries the route tag (see `Handle`'s layout).
     private let tagsHandles: Bool
 
@@ -139,10 +139,13 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     ///
     /// Handles carry no route tag, except that `tagHandles` sets it in every one, so that a
     /// strategy sharing one completion queue with another backend can tell whose they are.
-    package init(settings: ThreadPoolSettings, completions: CompletionQueue, tagHandles: Bool = false) throws(Errno) {
+    package init(settings: ThreadPoolSettings, completions: CompletionQueue, tagHandles: Bool = false,
+                 cancelSignal: Int32 = laio_shim_default_cancel_signal()) throws(Errno) {
         guard settings.isValid else { throw .invalidArgument }
-        let installed = laio_shim_install_cancel_handler()
+        // EBUSY: the application has a handler on the signal, which is never replaced.
+        let installed = laio_shim_install_cancel_handler(cancelSignal)
         guard installed == 0 else { throw Errno(rawValue: -installed) }
+        self.cancelSignal = cancelSignal
         self.settings = settings
         self.completions = completions
         self.tagsHandles = tagHandles

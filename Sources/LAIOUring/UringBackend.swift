@@ -160,7 +160,8 @@ package final class UringBackend: Backend, @unchecked Sendable {
         self.submissionEntries = Int(ring.pointee.sq.ring_entries)
         self.completionEntries = Int(ring.pointee.cq.ring_entries)
         let noDrop = params.features & IORING_FEAT_NODROP != 0
-        self.capacity = noDrop ? settings.capacity : min(settings.capacity, completionEntries)
+        self.capacity = min(noDrop ? settings.capacity : min(settings.capacity, completionEntries),
+                            settings.slotLimitForTesting ?? .max)
 
         var supported = [Bool](repeating: false, count: Int(IORING_OP_LAST.rawValue))
         if let probe = io_uring_get_probe_ring(ring) {
@@ -582,7 +583,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
     /// progress): its socket is polled for POLLOUT instead, and its SO_ERROR is the result,
     /// as connect(2) itself finishes a connection in progress.
     private func resubmitterLoop() {
-        _ = laio_shim_worker_sigmask()
+        _ = laio_shim_block_signals()
         let mark = laio_shim_thread_mark_retain()
         defer { laio_shim_thread_mark_release(mark) }
         var wait: Int64 = -1
@@ -665,48 +666,72 @@ package final class UringBackend: Backend, @unchecked Sendable {
         if !accepted { throw .noSuchFileOrDirectory }
     }
 
+    /// Stops the ring: later submits throw EBADF, calls waiting to be issued again are
+    /// reported cancelled, every call in the kernel is asked to stop (again every 100 ms),
+    /// and it returns only once each has completed and been reaped, so that deinit frees
+    /// nothing the kernel may still write. It waits without the lock: a call that cannot be
+    /// cancelled (a read a FUSE server does not answer) holds up the closer only, while
+    /// poll, cancel, `notificationDescriptor` and `details` go on in other threads (they
+    /// reap too, and shutdown sees what they reaped). A second closer waits as the first.
     package func shutdown() {
-        let resubmitter = state.withLock { state -> (thread: pthread_t, wake: Int32)? in
-            guard !state.tornDown else { return nil }
-            state.closed = true
-            var lastCancel: Int64 = 0
-            submitPending()
-            reap(&state)
-            // Calls waiting to be issued again are not in the kernel: cancelled here.
-            while let slot = state.resubmissions.popFirst() {
-                let handle = Handle(slot: Int(slot), generation: slots[Int(slot)].generation)
-                backgroundRecords[Int(slot)].awaitingResubmission = false
-                let result = finishBackground(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
-                completions.push(Completion(handle: handle, kernelReturn: result), deferringResumption: true)
-            }
-            while state.inFlight > 0 {
-                let now = monotonicNanoseconds()
-                if now - lastCancel > 100_000_000 {
-                    // Ask again every 100 ms: a request may have been between states when
-                    // the previous round looked for it.
-                    cancelAll(state)
-                    lastCancel = now
+        var lastCancel: Int64 = 0
+        while true {
+            let step = state.withLock { state -> ShutdownStep in
+                guard !state.tornDown else { return .done(resubmitter: nil) }
+                if !state.closed {
+                    state.closed = true
+                    // Calls waiting to be issued again are not in the kernel: cancelled here.
+                    while let slot = state.resubmissions.popFirst() {
+                        let handle = Handle(slot: Int(slot), generation: slots[Int(slot)].generation)
+                        backgroundRecords[Int(slot)].awaitingResubmission = false
+                        let result = finishBackground(handle.rawValue, kernelReturn: -Int(ECANCELED), &state)
+                        completions.push(Completion(handle: handle, kernelReturn: result), deferringResumption: true)
+                    }
                 }
-                var timeout = __kernel_timespec(tv_sec: 0, tv_nsec: 10_000_000)
-                var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
-                _ = io_uring_wait_cqe_timeout(ring, &cqe, &timeout)
                 submitPending()
                 reap(&state)
+                if state.inFlight > 0 {
+                    let now = monotonicNanoseconds()
+                    if now - lastCancel > 100_000_000 {
+                        // Ask again every 100 ms: a request may have been between states when
+                        // the previous round looked for it.
+                        cancelAll(state)
+                        lastCancel = now
+                    }
+                    return .wait
+                }
+                // The ring itself (and its descriptor, which a concurrent poll may be sleeping
+                // on) is released in deinit; nothing is in flight in it any more.
+                state.tornDown = true
+                guard let thread = state.resubmitter else { return .done(resubmitter: nil) }
+                state.resubmitter = nil
+                return .done(resubmitter: (thread, state.resubmitterWake))
             }
-            // The ring itself (and its descriptor, which a concurrent poll may be sleeping
-            // on) is released in deinit; nothing is in flight in it any more.
-            state.tornDown = true
-            guard let thread = state.resubmitter else { return nil }
-            state.resubmitter = nil
-            return (thread, state.resubmitterWake)
+            completions.resumeDeferred()
+            switch step {
+            case .wait:
+                // The ring's descriptor is readable while completions wait in it; the timeout
+                // covers completions that reach the ring only when someone enters the kernel
+                // (an overflow, task work), which the next round's reap fetches. The
+                // descriptor stays open until deinit, which cannot run while this runs.
+                _ = Housekeeping.waitReadable(ringFD, nanoseconds: 10_000_000)
+            case let .done(resubmitter):
+                // The resubmission thread sees `tornDown` and returns; it owns no request any more.
+                if let resubmitter {
+                    Housekeeping.signal(eventfd: resubmitter.wake)
+                    pthread_join(resubmitter.thread, nil)
+                    _ = Glibc.close(resubmitter.wake)
+                }
+                return
+            }
         }
-        completions.resumeDeferred()
-        // The resubmission thread sees `tornDown` and returns; it owns no request any more.
-        if let resubmitter {
-            Housekeeping.signal(eventfd: resubmitter.wake)
-            pthread_join(resubmitter.thread, nil)
-            _ = Glibc.close(resubmitter.wake)
-        }
+    }
+
+    private enum ShutdownStep {
+        /// Calls are still in flight: wait for completions, then look again.
+        case wait
+        /// Nothing is in flight; the resubmission thread, if this caller must join it.
+        case done(resubmitter: (thread: pthread_t, wake: Int32)?)
     }
 
     private func cancelAll(_ state: RingState) {

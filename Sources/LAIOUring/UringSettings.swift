@@ -44,6 +44,11 @@ public struct UringSettings: Sendable, Equatable {
     /// The largest `maximumFileWorkers` accepted.
     public static let fileWorkerLimit = 16_384
 
+    /// For tests: fewer slots than `capacity`, as on a kernel without IORING_FEAT_NODROP
+    /// whose completion ring is smaller than the context's queue (submit then answers
+    /// EAGAIN while the queue still has credits). Not part of the API; nil outside tests.
+    package var slotLimitForTesting: Int? = nil
+
     public init(entries: Int = 256, completionEntries: Int = 0, capacity: Int = 16_384,
                 flagLadder: [UringSetupFlags] = UringSetupFlags.defaultLadder,
                 maximumFileWorkers: Int? = UringSettings.defaultFileWorkers) {

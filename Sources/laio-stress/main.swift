@@ -335,7 +335,8 @@ final class Stress {
     /// Submits `operation` from a new thread that exits as soon as submit returns.
     func submitFromExitingThread(_ operation: Operation) throws(Errno) -> Outcome {
         let laio = self.laio
-        return try TestThread.run { Result { () throws(Errno) -> Outcome in try laio.submit(operation) } }.get()
+        let carried = CarriedOperation(operation: operation)
+        return try TestThread.run { Result { () throws(Errno) -> Outcome in try laio.submit(carried.operation) } }.get()
     }
 
     func settle(_ handle: Handle?, _ result: Result<Int, Errno>, _ known: Expectation? = nil) {
@@ -653,3 +654,10 @@ print(passed ? "laio-stress: passed" : "laio-stress: FAILED")
 unlink(files.0)
 unlink(files.1)
 exit(passed ? 0 : 1)
+
+/// An operation handed to a thread of laio-stress's own. Operation is not Sendable (it points
+/// into its caller's memory); this crossing is safe because `TestThread.run` joins the thread
+/// before it returns, so the memory is used by one thread at a time and outlives the use.
+private struct CarriedOperation: @unchecked Sendable {
+    let operation: Operation
+}

@@ -52,6 +52,8 @@ extension ContextError {
         case .unknownBackend: EINVAL
         case .backendUnavailable: ENOSYS
         case let .setupFailed(_, error): error.rawValue
+        case .cancelSignalTaken: EBUSY
+        case .invalidCancelSignal: EINVAL
         }
     }
 }

@@ -6,8 +6,10 @@
 //   lookup,getattr /eio-stat/*      error=EIO
 //   write /enospc/*                 error=ENOSPC
 //   read /slow/*                    delay=300ms
+//   read /held/*                    hold
 // Checked through laio_syscall: EIO from pread, openat and newfstatat, ENOSPC from pwrite64
-// (nothing written), a slow read cancelled while it waits (reported once, ECANCELED or its
+// (nothing written), fstat of a file grown in the source (the size fstat(2) gives, not a
+// cached one), a slow read cancelled while it waits (reported once, ECANCELED or its
 // real bytes), and several slow reads in flight at once (each reported once with its own
 // bytes; the C ABI's process-wide context cannot be closed, so this stands in for the Swift
 // test of close). After each, the context must still serve a plain call. Every wait for a
@@ -207,6 +209,35 @@ static void test_open_and_stat_errors(void) {
     expect_working_call("the failed open and stat");
 }
 
+// --- auto-fstat-stale (issue 27): a file grows in the source ("on the far side", where the
+// kernel does not see it); with attributes not cached (attr_timeout=0), laio_syscall's
+// fstat asks the file system as fstat(2) does, never answering from the stale cache ---
+static void test_fstat_after_growth(void) {
+    char name[64], path[512], source[512];
+    snprintf(name, sizeof name, "/far/c-%s", backend);
+    fault_file(name, SIZE / 2, 0, path, sizeof path);
+    snprintf(source, sizeof source, "%s%s", source_root, name);
+    int fd = open_mounted(path, O_RDONLY);
+    struct stat info; // stays valid until the call is reported (RUN waits for it)
+    struct outcome o = RUN(SYS_fstat, (long)fd, &info);
+    CHECK(o.rv == 0 && info.st_size == SIZE / 2, "fstat of %s: rv %ld errno %d size %lld", path, o.rv, o.error,
+          (long long)info.st_size);
+
+    int grow = open(source, O_WRONLY | O_APPEND);
+    unsigned char more[SIZE / 2];
+    memset(more, 7, sizeof more);
+    CHECK(grow >= 0 && write(grow, more, sizeof more) == (ssize_t)sizeof more, "append to %s", source);
+    if (grow >= 0) close(grow);
+
+    o = RUN(SYS_fstat, (long)fd, &info);
+    struct stat plain;
+    CHECK(fstat(fd, &plain) == 0 && plain.st_size == SIZE, "fstat(2) of %s: size %lld", path, (long long)plain.st_size);
+    CHECK(o.rv == 0 && info.st_size == SIZE, "laio fstat of %s after it grew: rv %ld errno %d size %lld (fstat(2): %d)",
+          path, o.rv, o.error, (long long)info.st_size, SIZE);
+    close(fd);
+    expect_no_completion("the fstat of a grown file");
+}
+
 // --- ENOSPC from the file system's write: reported, and nothing written ---
 static void test_write_error(void) {
     char name[64], path[512];
@@ -380,6 +411,7 @@ int main(void) {
     test_read_error();
     test_open_and_stat_errors();
     test_write_error();
+    test_fstat_after_growth();
     test_cancel_slow_read();
     test_slow_reads_in_flight();
 

@@ -245,6 +245,44 @@ struct AsyncTests {
         #expect(laio.outstandingCount == 0)
     }
 
+    /// Regression: on a ring with fewer slots than the context's queue has credits (kernels
+    /// without IORING_FEAT_NODROP; here a test-only limit of one slot), submit answers EAGAIN
+    /// while the queue still has room, and perform looked again after Task.yield() without
+    /// ever checking for cancellation: a cancelled task spun for as long as the slot stayed
+    /// taken. The waiting task runs on a counting executor: each Task.yield() is a job, so
+    /// once it has had three jobs it is known to be in that loop, whatever the machine's speed.
+    @Test("perform-yield-cancel (issue 27): a task that finds the ring full while the queue has room ends when cancelled",
+          arguments: asynchronousBackends.filter { $0 != .threads })
+    func cancelWhileRingIsFull(_ kind: BackendKind) async throws {
+        var uring = UringSettings()
+        uring.slotLimitForTesting = 1
+        let laio = try Context(backend: kind, uring: uring)
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let (r2, w2) = try makePipe()
+        defer { close(r2); close(w2) }
+        let buffers = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 2, alignment: 1))
+        defer { buffers.value.deallocate() }
+        let first = Task { try await laio.perform(.read(fd: r, buffer: UnsafeMutableRawBufferPointer(rebasing: buffers.value[0..<1]))) }
+        while laio.outstandingCount < 1 { await Task.yield() }
+        let executor = CountingExecutor()
+        defer { executor.shutdown() }
+        let second = Task(executorPreference: executor) {
+            try await laio.perform(.read(fd: r2, buffer: UnsafeMutableRawBufferPointer(rebasing: buffers.value[1..<2])))
+        }
+        // Its first job starts it; nothing else suspends it before it has a slot (or, on
+        // `auto` without io_uring, before its read goes to the pool and suspends once).
+        while executor.jobsEnqueued < 3 && laio.outstandingCount < 2 { await Task.yield() }
+        second.cancel()
+        _ = await failingIfHung(after: .seconds(60), "a cancelled perform looping for a slot on \(kind)") {
+            await #expect(throws: Errno.canceled) { try await second.value }
+        }
+        #expect(Glibc.write(w, "a", 1) == 1)
+        let count = try await failingIfHung("the call holding the slot on \(kind)") { try await first.value }
+        #expect(count == 1)
+        laio.close()
+    }
+
     @Test("close(fd) in a cancelled task still closes the descriptor", arguments: allBackends)
     func closeIgnoresCancellation(_ kind: BackendKind) async throws {
         let laio = try makeContext(kind)

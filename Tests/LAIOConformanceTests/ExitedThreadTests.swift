@@ -85,7 +85,11 @@ struct ExitedThreadTests {
         let operation = peer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             Operation.connect(fd: client, address: $0, length: socklen_t(MemoryLayout<sockaddr_in>.size))
         }
-        let thread = TestThread { job.withLock { $0 = (try? laio.submit(operation)) ?? .completed(.failure(.resourceTemporarilyUnavailable)) } }
+        // The operation is not Sendable; its memory (`peer`) outlives the thread, joined below.
+        let carried = UnsafeSendable(operation)
+        let thread = TestThread {
+            job.withLock { $0 = (try? laio.submit(carried.value)) ?? .completed(.failure(.resourceTemporarilyUnavailable)) }
+        }
         if kind != .blocking { thread.join() }
         // Room in the queue: the retransmitted SYN (a second or so later) is accepted.
         for _ in fillers { close(accept(listener, nil, nil)) }

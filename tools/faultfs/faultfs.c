@@ -86,6 +86,7 @@ struct rule {
     enum delay_kind delay_kind;
     int64_t delay_a, delay_b;     // ns: fixed value; uniform min and max; exp mean (a)
     int error;                    // errno to answer with, 0 for none
+    bool hold;                    // wait, deaf to interrupts, until a 'release' command
     double prob;                  // chance that the rule applies to a matching request
     int64_t count;                // how many times it may apply; -1 = without limit
     atomic_int_fast64_t left;     // applications left when count >= 0
@@ -152,6 +153,12 @@ struct fs {
     _Atomic uint64_t rule_ops;
 
     struct op_stats stats[OP_COUNT];
+
+    // Held requests: a 'release' command bumps the generation, and every request held
+    // before it goes on. `holding` counts the requests held now, `held_interrupted` those
+    // whose caller was interrupted while held (counted once per request).
+    atomic_uint_fast64_t release_generation, holding, held_interrupted;
+    struct fuse_session *_Atomic session;  // set once the session exists; ends holds at exit
 };
 
 static struct fs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
@@ -301,6 +308,10 @@ static struct rule *parse_rule(char **words, size_t n, char *err, size_t errsize
     for (size_t i = 2; i < n; i++) {
         char *w = words[i];
         char *eq = strchr(w, '=');
+        if (!eq && strcmp(w, "hold") == 0) {
+            r->hold = true;
+            continue;
+        }
         if (!eq) {
             snprintf(err, errsize, "'%s' is not KEY=VALUE", w);
             goto fail;
@@ -349,7 +360,7 @@ static struct rule *parse_rule(char **words, size_t n, char *err, size_t errsize
             r->count = c;
             atomic_init(&r->left, c);
         } else {
-            snprintf(err, errsize, "unknown key '%s' (delay, error, prob, count)", key);
+            snprintf(err, errsize, "unknown key '%s' (delay, error, prob, count; and the word hold)", key);
             goto fail;
         }
         continue;
@@ -386,6 +397,7 @@ static void format_rule(FILE *out, const struct rule *r) {
     case DELAY_UNIFORM: fprintf(out, " delay=%s..%s", a, b); break;
     case DELAY_EXP: fprintf(out, " delay=exp:%s", a); break;
     }
+    if (r->hold) fputs(" hold", out);
     if (r->error) {
         format_errno(a, sizeof a, r->error);
         fprintf(out, " error=%s", a);
@@ -395,7 +407,7 @@ static void format_rule(FILE *out, const struct rule *r) {
 }
 
 // One line of a batch: a rule to append, or a command.
-enum command_kind { CMD_RULE, CMD_CLEAR, CMD_RESET_STATS };
+enum command_kind { CMD_RULE, CMD_CLEAR, CMD_RESET_STATS, CMD_RELEASE };
 struct command {
     enum command_kind kind;
     struct rule *rule;
@@ -440,6 +452,8 @@ static int parse_batch(const char *text, size_t len, struct command **out, size_
             c.kind = CMD_CLEAR;
         } else if (nw == 1 && strcmp(words[0], "reset-stats") == 0) {
             c.kind = CMD_RESET_STATS;
+        } else if (nw == 1 && strcmp(words[0], "release") == 0) {
+            c.kind = CMD_RELEASE;
         } else {
             char why[400];
             c.rule = parse_rule(words, nw, why, sizeof why);
@@ -481,6 +495,7 @@ static void reset_stats(struct fs *fs) {
         atomic_store(&fs->stats[i].delayed, 0);
         atomic_store(&fs->stats[i].failed, 0);
     }
+    atomic_store(&fs->held_interrupted, 0);
 }
 
 // Parses a batch and applies it as a whole under the write lock, so a request sees the
@@ -513,6 +528,9 @@ static int apply_batch(struct fs *fs, const char *text, size_t len) {
                 dropped.v[dropped.n++] = rs->v[j];
             }
             rs->n = 0;
+            break;
+        case CMD_RELEASE:
+            atomic_fetch_add(&fs->release_generation, 1);
             break;
         case CMD_RESET_STATS:
             reset_stats(fs);
@@ -630,6 +648,28 @@ static int sleep_ns(fuse_req_t req, int64_t ns) {
     }
 }
 
+// Holds the request until the next 'release' command, ignoring the kernel's interrupts
+// (the caller can then only be killed: FUSE waits for the answer of an interrupted request
+// it has sent), so a test can keep a call in the kernel for as long as it needs, however
+// the caller's side tries to cancel it. Looks every 10 ms; an unmount (the session
+// exits) ends every hold, so the server can end.
+static void hold_request(fuse_req_t req, struct fs *fs) {
+    uint_fast64_t generation = atomic_load(&fs->release_generation);
+    atomic_fetch_add(&fs->holding, 1);
+    bool interrupted = false;
+    while (atomic_load(&fs->release_generation) == generation) {
+        struct fuse_session *se = atomic_load(&fs->session);
+        if (se && fuse_session_exited(se)) break;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+        if (!interrupted && fuse_req_interrupted(req)) {
+            interrupted = true;
+            atomic_fetch_add(&fs->held_interrupted, 1);
+        }
+    }
+    atomic_fetch_sub(&fs->holding, 1);
+}
+
 // Called first by every handler of a mirrored file: counts the request, finds the first
 // rule that matches (operation, path) and applies it: its delay first, then its error,
 // which the handler answers with instead of doing the operation. Returns 0 or an errno.
@@ -642,6 +682,7 @@ static int fault(fuse_req_t req, enum op op, struct node *node, const char *name
 
     int64_t delay = 0;
     int error = 0;
+    bool hold = false;
     pthread_rwlock_rdlock(&fs->rules_lock);
     for (size_t i = 0; i < fs->rules.n; i++) {
         struct rule *r = fs->rules.v[i];
@@ -651,6 +692,7 @@ static int fault(fuse_req_t req, enum op op, struct node *node, const char *name
         atomic_fetch_add_explicit(&r->hits, 1, memory_order_relaxed);
         delay = sample_delay(r);
         error = r->error;
+        hold = r->hold;
         break;
     }
     pthread_rwlock_unlock(&fs->rules_lock);
@@ -660,6 +702,7 @@ static int fault(fuse_req_t req, enum op op, struct node *node, const char *name
         int e = sleep_ns(req, delay);
         if (e) return e;
     }
+    if (hold) hold_request(req, fs);
     if (error) atomic_fetch_add_explicit(&fs->stats[op].failed, 1, memory_order_relaxed);
     return error;
 }
@@ -818,6 +861,8 @@ static struct snapshot *stats_text(struct fs *fs) {
         fprintf(f, "%s calls=%" PRIuFAST64 " delayed=%" PRIuFAST64 " failed=%" PRIuFAST64 "\n",
                 op_names[i], atomic_load(&fs->stats[i].calls),
                 atomic_load(&fs->stats[i].delayed), atomic_load(&fs->stats[i].failed));
+    fprintf(f, "held now=%" PRIuFAST64 " interrupted=%" PRIuFAST64 "\n", atomic_load(&fs->holding),
+            atomic_load(&fs->held_interrupted));
     // Formatting under the read lock writes only to memory (open_memstream).
     pthread_rwlock_rdlock(&fs->rules_lock);
     for (size_t i = 0; i < fs->rules.n; i++) {
@@ -841,8 +886,8 @@ static struct snapshot *control_text(struct fs *fs) {
     FILE *f = open_memstream(&buf, &len);
     if (!f) return NULL;
     fputs("# faultfs rules, first match wins. Write lines here to change them:\n"
-          "# OPS PATTERN [delay=D|MIN..MAX|exp:MEAN] [error=ERRNO] [prob=P] [count=N],\n"
-          "# 'clear' or 'reset-stats'; one write(2) is one batch, applied whole.\n",
+          "# OPS PATTERN [delay=D|MIN..MAX|exp:MEAN] [hold] [error=ERRNO] [prob=P] [count=N],\n"
+          "# 'clear', 'reset-stats' or 'release'; one write(2) is one batch, applied whole.\n",
           f);
     pthread_rwlock_rdlock(&fs->rules_lock);
     if (fs->last_error[0]) fprintf(f, "# last refused write: %s\n", fs->last_error);
@@ -1643,6 +1688,7 @@ int main(int argc, char **argv) {
     if (getuid() == 0 && fuse_opt_add_arg(&args, "-oallow_other") != 0) return 1;
 
     struct fuse_session *se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, fs);
+    atomic_store(&fs->session, se);
     if (!se) return 2;
     int status = 1;
     if (fuse_set_signal_handlers(se) != 0) goto out_session;

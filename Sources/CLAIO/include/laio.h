@@ -14,6 +14,21 @@
  * the LAIO_BACKEND environment variable: auto (default), uring, threads or blocking.
  * After fork() the child gets a context of its own on its first call; calls the parent
  * left in the background are never reported in the child.
+ *
+ * What liblaio takes from the process, once its context starts (on the first call):
+ * - threads: `threads` and `auto` start a pool of worker threads (16 by default; 64 for
+ *   `auto` without io_uring); `uring` and `auto` start one more when a thread exits with
+ *   calls in flight (to issue them again), and the kernel runs io_uring's own workers.
+ *   liblaio's threads block every signal but the cancel signal and the fault signals
+ *   (SIGSEGV, SIGBUS, ...), so no handler of the application runs on them;
+ * - a signal: `threads` and `auto` interrupt a worker blocked in a cancelled call with a
+ *   real-time signal, SIGRTMIN+5 unless LAIO_CANCEL_SIGNAL names another (SIGRTMIN+N,
+ *   SIGRTMAX-N or a number). liblaio installs an empty handler on it only if the signal
+ *   has none (SIG_DFL or SIG_IGN): when the application has a handler there, the context
+ *   does not start and every call fails with EBUSY; a LAIO_CANCEL_SIGNAL that is not a
+ *   real-time signal fails every call with EINVAL. `uring` and `blocking` take no signal;
+ * - descriptors: an eventfd, and on `uring` and `auto` the io_uring instance (plus an
+ *   epoll instance once laio_pollfd is called), all close-on-exec.
  */
 #ifndef LAIO_H
 #define LAIO_H
@@ -48,7 +63,9 @@ struct laio_completion {
  *   clone, fork and exec on every backend that runs calls on other threads; on `uring`,
  *   every call io_uring has no operation for), EAGAIN while the process has as many
  *   calls outstanding as it can hold (poll, then retry), or the error that stopped the
- *   process-wide context from starting (EINVAL for an unknown LAIO_BACKEND).
+ *   process-wide context from starting (EINVAL for an unknown LAIO_BACKEND or a
+ *   LAIO_CANCEL_SIGNAL that is not a real-time signal, EBUSY when the cancel signal has a
+ *   handler of the application; see the top of this file).
  *
  * Every argument is read as a `long`, as syscall(2) reads it: pass pointers and integers,
  * not floating-point values or structures.

@@ -38,16 +38,29 @@ int laio_shim_wait_readable(int fd, long long timeout_ns);
 /// Waits until `a` or `b` is readable or `timeout_ns` passes, like laio_shim_wait_readable.
 int laio_shim_wait_readable2(int a, int b, long long timeout_ns);
 
-/// The real-time signal that interrupts a worker blocked in a cancelled call.
-int laio_shim_cancel_signal(void);
+/// The real-time signal that interrupts a worker blocked in a cancelled call when the
+/// application chooses none: SIGRTMIN + 5.
+int laio_shim_default_cancel_signal(void);
 
-/// Installs (once per process) an empty handler for the cancel signal without
-/// SA_RESTART, so a blocked system call returns EINTR. Returns 0 or -errno.
-int laio_shim_install_cancel_handler(void);
+/// SIGRTMIN and SIGRTMAX (function-like macros in C).
+int laio_shim_rtmin(void);
+int laio_shim_rtmax(void);
 
-/// Blocks every signal in the calling thread except the cancel signal and the
-/// synchronous fault signals. Workers call this so that only cancellation interrupts them.
+/// Installs an empty handler without SA_RESTART on `signal` (so that a blocked system call
+/// returns EINTR), unless the signal has another handler than SIG_DFL, SIG_IGN or this one:
+/// an application's handler is never replaced. Returns 0, -EBUSY (another handler),
+/// -EINVAL (not a real-time signal) or -errno of sigaction.
+int laio_shim_install_cancel_handler(int signal);
+
+/// Blocks every signal in the calling thread except those with LAIO's cancel handler and
+/// the synchronous fault signals. Pool workers call this so that only cancellation
+/// interrupts them.
 int laio_shim_worker_sigmask(void);
+
+/// Blocks every signal in the calling thread except the synchronous fault signals: for
+/// the library's threads that no signal needs to interrupt (the harvester, io_uring's
+/// resubmission thread). Returns 0 or -errno.
+int laio_shim_block_signals(void);
 
 /// Fills `out` from a `struct statx` exactly as the kernel's newfstatat(2) fills a
 /// `struct stat` (device numbers in the kernel's 32-bit encoding, padding zeroed).
@@ -79,7 +92,9 @@ long laio_shim_preadv_nowait(int fd, const struct iovec *iov, int count, long lo
 long laio_shim_recv_nowait(int fd, void *buffer, size_t length, int flags);
 
 /// fstat(2) that never waits for a remote file system: statx(fd, "", AT_EMPTY_PATH |
-/// AT_STATX_DONT_SYNC) converted to `struct stat` as the kernel fills it. 0 or -errno.
+/// AT_STATX_DONT_SYNC) converted to `struct stat` as the kernel fills it, where that answer
+/// is fstat's own: 0 or -errno. -EAGAIN for a file whose file system would revalidate the
+/// attributes with its server (FUSE, NFS, SMB...): fstat(2) must run in full for it.
 long laio_shim_fstat_cached(int fd, struct stat *out);
 
 /// openat2(dirfd, path, how + RESOLVE_CACHED) for an open that cannot wait once its path is
