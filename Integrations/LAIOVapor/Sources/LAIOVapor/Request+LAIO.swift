@@ -8,8 +8,9 @@ extension Application {
     public var laio: LAIOApplication { LAIOApplication(application: self) }
 }
 
-/// Where `req.laio` takes its ``LAIOFiles`` from: set ``files`` at start-up, or the first
-/// use makes one on a new context (of the backend `LAIO_BACKEND` names, else `auto`).
+/// Where `req.laio` takes its ``LAIOFiles`` from: the one given to ``use(_:)`` at start-up,
+/// else one on a new context (of the backend `LAIO_BACKEND` names, else `auto`) made at the
+/// first use.
 public struct LAIOApplication: Sendable {
     let application: Application
 
