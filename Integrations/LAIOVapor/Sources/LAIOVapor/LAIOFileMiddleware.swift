@@ -32,7 +32,10 @@ public import Vapor
 ///   reads and a `close`, each a hop to NIO's thread pool; this costs `openat2`, `fstat`, the
 ///   `pread`s and a `close`, and the body is the file its headers describe even if the name
 ///   is replaced in between.
-/// - **A file that shrinks while it is sent** ends the response with an error.
+/// - **A file that shrinks while it is sent** ends the response with an error (a 500 when
+///   it is read before the response, as a GET of at most one chunk is). So does a range
+///   that ends at the file's size (`bytes=0-N` of an N-byte file), which `FileMiddleware`
+///   accepts, announcing one byte more than it then sends.
 ///
 /// Descriptors: the one opened for a request is closed when its body has been sent or has
 /// failed, or when the response is released unsent (HEAD, 304, an error). A response holds
