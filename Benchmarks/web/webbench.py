@@ -5,8 +5,9 @@ A SPECweb99-like static file set (four size classes requested 35/50/14/1 percent
 within a class, directories scaled with the set's size) is generated from a seed; wrk
 (Benchmarks/web/specweb.lua) asks for it at several connection counts from laio-httpd with
 every backend and network mode (and `auto` with io_uring blocked by seccomp, as under
-Docker's default profile) and from nginx (one worker) with `aio threads` and with aio off,
-in three regimes:
+Docker's default profile) and from nginx (one worker) with `aio threads` and with aio off
+(and, given their binaries, from Hummingbird and Vapor serving files over NIO's file I/O and
+over LAIO), in these regimes:
 
 - cached: the whole set is read once first, so every request is a page-cache hit;
 - disk-bound: the set's pages are dropped and the server runs in a memory cgroup whose cap
@@ -62,6 +63,9 @@ NGINX_CONFIGS = ["nginx-aio-threads", "nginx-aio-off"]
 # laio-hummingbird (Integrations/LAIOHummingbird): Hummingbird 2's FileMiddleware over its own
 # LocalFileSystem (NIOFileSystem, a NIOThreadPool hop per call) and over LAIOFileSystem (auto).
 HUMMINGBIRD_CONFIGS = ["hummingbird-nio", "hummingbird-laio"]
+# laio-vapor (Integrations/LAIOVapor): Vapor 4's own FileMiddleware (NIOFileSystem, a
+# NIOThreadPool hop per call) and LAIOFileMiddleware (auto).
+VAPOR_CONFIGS = ["vapor-nio", "vapor-laio"]
 REGIMES = ["cached", "disk", "slow", "crowd"]
 # Variants that are not a backend word: the backend they run and what they show.
 VARIANTS = {
@@ -74,7 +78,7 @@ VARIANTS = {
 SLOW_ONLY = {"laio-httpd/auto-kernel-workers/nonblocking"}     # measured in the slow regime only
 # --quick's slow regime: the servers its targets compare.
 QUICK_SLOW = ["laio-httpd/auto/nonblocking", "laio-httpd/auto-no-io-uring/nonblocking",
-              "laio-httpd/blocking/nonblocking", "nginx-aio-threads"] + HUMMINGBIRD_CONFIGS
+              "laio-httpd/blocking/nonblocking", "nginx-aio-threads"] + HUMMINGBIRD_CONFIGS + VAPOR_CONFIGS
 SLOW_OPERATIONS = ["lookup", "getattr", "open", "read"]
 
 
@@ -83,7 +87,7 @@ def progress(message):
 
 
 def server_names(selected):
-    names = [f"laio-httpd/{b}/{n}" for b, n in LAIO_CONFIGS] + NGINX_CONFIGS + HUMMINGBIRD_CONFIGS
+    names = [f"laio-httpd/{b}/{n}" for b, n in LAIO_CONFIGS] + NGINX_CONFIGS + HUMMINGBIRD_CONFIGS + VAPOR_CONFIGS
     if not selected:
         return names
     unknown = [s for s in selected if s not in names]
@@ -458,6 +462,11 @@ class Server:
             command = [args.hummingbird, "--root", root, "--port", str(port), "--file-io", file_io]
             if file_io == "laio":
                 command += ["--backend", "auto"]
+        elif name.startswith("vapor-"):
+            file_io = name.split("-", 1)[1]
+            command = [args.vapor, "--root", root, "--port", str(port), "--file-io", file_io]
+            if file_io == "laio":
+                command += ["--backend", "auto"]
         else:
             _, variant, network = name.split("/")
             backend, prefix, extra = VARIANTS.get(variant, (variant,))[0], [], []
@@ -635,7 +644,7 @@ CROWD_FILE_BYTES = 4096
 # The servers of the crowd regime, and those whose targets it checks.
 CROWD_SERVERS = ["laio-httpd/auto/nonblocking", "laio-httpd/uring/nonblocking", "laio-httpd/threads/nonblocking",
                  "laio-httpd/auto-no-io-uring/nonblocking", "laio-httpd/blocking/nonblocking",
-                 "nginx-aio-threads"] + HUMMINGBIRD_CONFIGS
+                 "nginx-aio-threads"] + HUMMINGBIRD_CONFIGS + VAPOR_CONFIGS
 CROWD_TARGETED = ["laio-httpd/auto/nonblocking", "laio-httpd/uring/nonblocking", "laio-httpd/threads/nonblocking",
                   "laio-httpd/auto-no-io-uring/nonblocking"]
 # laio-httpd/blocking waits for every call in its one event-loop thread: it is measured as the
@@ -1116,6 +1125,8 @@ def summarize(results, regime, servers, connections):
                 "vs_auto_no_io_uring": ratio("laio-httpd/auto-no-io-uring/nonblocking", "requests_per_s"),
                 "vs_hummingbird_nio": ratio("hummingbird-nio", "requests_per_s"),
                 "p99_vs_hummingbird_nio": ratio("hummingbird-nio", "latency_p99_ms"),
+                "vs_vapor_nio": ratio("vapor-nio", "requests_per_s"),
+                "p99_vs_vapor_nio": ratio("vapor-nio", "latency_p99_ms"),
             })
             bounded = [r for r in runs.values() if "load_bound" in r]
             if bounded:
@@ -1143,7 +1154,7 @@ def table(summary, regime):
     header += ["req/s vs nginx aio threads", "vs nginx aio off", "p99 vs nginx aio threads"]
     if regime == "slow":
         header += ["req/s vs blocking"]
-    header += ["req/s vs hummingbird-nio", "p99 vs hummingbird-nio"]
+    header += ["req/s vs hummingbird-nio", "p99 vs hummingbird-nio", "req/s vs vapor-nio", "p99 vs vapor-nio"]
     lines = []
     for s in summary:
         line = [str(s["connections"]), s["server"], fmt(s["requests_per_s"]), fmt(s["mb_per_s"], 1),
@@ -1159,6 +1170,9 @@ def table(summary, regime):
         hummingbird = s["server"].startswith("hummingbird-")
         line += [fmt(s["vs_hummingbird_nio"] if hummingbird else None, 2),
                  fmt(s["p99_vs_hummingbird_nio"] if hummingbird else None, 2)]
+        vapor = s["server"].startswith("vapor-")
+        line += [fmt(s.get("vs_vapor_nio") if vapor else None, 2),
+                 fmt(s.get("p99_vs_vapor_nio") if vapor else None, 2)]
         lines.append(line)
     return header, lines
 
@@ -1216,6 +1230,20 @@ def targets(summaries):
             if figures:
                 target = f"target {'>=' if above else '<='} {goal:g}" if regime != "slow" else "no target"
                 out.append(f"{regime}: hummingbird-laio {what} vs hummingbird-nio ({target}): " + ", ".join(figures))
+    # Vapor: LAIOFileMiddleware against Vapor's own FileMiddleware: requests/s at least 1.5
+    # times cached, 1.2 times disk-bound and 10 times on slow storage; p99 no worse.
+    for regime, goal in (("cached", 1.5), ("disk", 1.2), ("slow", 10.0)):
+        counts = sorted({s["connections"] for s in summaries.get(regime, [])})
+        for key, goal, what, above in (("vs_vapor_nio", goal, "req/s", True), ("p99_vs_vapor_nio", 1.0, "p99", False)):
+            figures = []
+            for c in counts:
+                s = point(regime, "vapor-laio", c)
+                if s and s.get(key) is not None:
+                    met = s[key] >= goal if above else s[key] <= goal
+                    figures.append(f"c={c}: {s[key]:.2f}{'' if met else ' (missed)'}")
+            if figures:
+                out.append(f"{regime}: vapor-laio {what} vs vapor-nio (target {'>=' if above else '<='} {goal:g}): "
+                           + ", ".join(figures))
     # Slow storage: laziness pays when every call waits; `auto` (nonblocking) against the
     # servers that wait in their event loop, against the load bound, and against itself
     # without io_uring.
@@ -1399,6 +1427,7 @@ def main():
     parser.add_argument("--httpd", required=True, help="the laio-httpd binary")
     parser.add_argument("--hummingbird", help="the laio-hummingbird binary (Integrations/LAIOHummingbird); "
                         "none skips the hummingbird servers")
+    parser.add_argument("--vapor", help="the laio-vapor binary (Integrations/LAIOVapor); none skips the vapor servers")
     parser.add_argument("--demo", help="the laio-demo binary (micro-benchmarks); none skips them")
     parser.add_argument("--quick", action="store_true", help="a one-minute smoke form")
     parser.add_argument("--runs", type=int, default=1, help="runs per figure (medians; default 1)")
@@ -1485,6 +1514,13 @@ def main():
         for name in dropped:
             skipped[f"server {name}"] = (f"no laio-hummingbird binary ({args.hummingbird or 'no --hummingbird'}; "
                                          "scripts/bench builds it in Integrations/LAIOHummingbird)")
+            progress(f"{name} not measured: {skipped[f'server {name}']}")
+    if not (args.vapor and os.access(args.vapor, os.X_OK)):
+        dropped = [n for n in servers if n in VAPOR_CONFIGS]
+        servers = [n for n in servers if n not in VAPOR_CONFIGS]
+        for name in dropped:
+            skipped[f"server {name}"] = (f"no laio-vapor binary ({args.vapor or 'no --vapor'}; "
+                                         "scripts/bench builds it in Integrations/LAIOVapor)")
             progress(f"{name} not measured: {skipped[f'server {name}']}")
     per_regime = {r: regime_servers(servers, r, quick, bool(args.servers)) for r in regimes}
     for tool in ("wrk", "nginx"):

@@ -20,6 +20,7 @@ let package = Package(
     ],
     dependencies: [
         .package(path: "../.."),
+        .package(path: "../LAIONIOFiles"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
@@ -28,6 +29,7 @@ let package = Package(
             name: "LAIOHummingbird",
             dependencies: [
                 .product(name: "LAIO", package: root),
+                .product(name: "LAIONIOFiles", package: "LAIONIOFiles"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),

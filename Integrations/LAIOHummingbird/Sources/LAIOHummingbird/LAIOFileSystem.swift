@@ -10,6 +10,7 @@ public import Foundation
 #endif
 public import Hummingbird
 public import LAIO
+public import LAIONIOFiles
 import NIOCore
 import Synchronization
 import SystemPackage
@@ -24,6 +25,9 @@ import SystemPackage
 /// let files = try LAIOFileSystem(rootFolder: "public")
 /// router.add(middleware: FileMiddleware(fileProvider: files, searchForIndexHtml: true))
 /// ```
+///
+/// The calls themselves (open beneath the root, `fstat`, chunks into `ByteBuffer`s, close)
+/// are LAIONIOFiles', shared with LAIOVapor.
 ///
 /// What it does differently from `LocalFileSystem`, on purpose:
 /// - **Confined to the root.** Every path is opened with `openat2(2)` from the root's
@@ -59,9 +63,10 @@ public struct LAIOFileSystem: FileProvider {
     public typealias FileIdentifier = OpenFile
 
     /// The LAIO context every call goes through.
-    public let context: LAIO.Context
+    public var context: LAIO.Context { files.context }
     /// Bytes per `pread` and per body chunk (the last may be shorter).
-    public let chunkLength: Int
+    public var chunkLength: Int { files.chunkLength }
+    private let files: LAIOFiles
     private let root: RootDirectory
 
     /// Serves the files under `rootFolder` through `context` (default: a new context of
@@ -70,8 +75,7 @@ public struct LAIOFileSystem: FileProvider {
     /// Throws if the root cannot be opened as a directory, or the context cannot start.
     public init(rootFolder: String, context: LAIO.Context? = nil, chunkLength: Int = 128 * 1024) throws {
         precondition(chunkLength > 0, "LAIOFileSystem: chunkLength must be positive")
-        self.context = try context ?? LAIO.Context()
-        self.chunkLength = chunkLength
+        self.files = LAIOFiles(context: try context ?? LAIO.Context(), chunkLength: chunkLength)
         self.root = try RootDirectory(path: rootFolder)
     }
 
@@ -86,13 +90,18 @@ public struct LAIOFileSystem: FileProvider {
     /// Opens the file beneath the root and `fstat`s it. Nil (404) when it does not exist,
     /// lies outside the root, is neither a regular file nor a directory, or cannot be opened.
     public func getAttributes(id: FileIdentifier) async throws -> FileAttributes? {
-        guard let fd = try? await openedOrOpen(id) else { return nil }
-        guard let status = try? await context.stat(fd) else { return nil }
-        let type = status.st_mode & S_IFMT
-        guard type == S_IFREG || type == S_IFDIR else { return nil }
-        id.setSize(Int(status.st_size))
-        return FileAttributes(isFolder: type == S_IFDIR, size: Int(status.st_size),
-                              modificationDate: Date(timeIntervalSince1970: Double(status.st_mtim.tv_sec)))
+        let opened: OpenDescriptor
+        if let file = id.opened {
+            opened = file
+        } else {
+            guard let file = try? await files.open(id.path, beneath: root) else { return nil }
+            id.adopt(file)
+            opened = file
+        }
+        guard let status = try? await files.status(of: opened), status.kind != .other else { return nil }
+        id.setSize(status.size)
+        return FileAttributes(isFolder: status.kind == .directory, size: status.size,
+                              modificationDate: Date(timeIntervalSince1970: Double(status.modifiedSeconds)))
     }
 
     /// The whole file as a streamed body.
@@ -118,14 +127,6 @@ public struct LAIOFileSystem: FileProvider {
 
     // MARK: The calls
 
-    private func openedOrOpen(_ file: OpenFile) async throws(Errno) -> FileDescriptor {
-        if let fd = file.descriptor { return fd }
-        let fd = try await context.open(FilePath(file.path), .readOnly, options: [.closeOnExec, .nonBlocking],
-                                        resolve: [.beneath, .noMagicLinks], relativeTo: root.descriptor)
-        file.adopt(fd)
-        return fd
-    }
-
     /// The file's size, from `getAttributes` or (when that did not run) from its own open
     /// and `fstat`; 404 as `LocalFileSystem` answers when it cannot.
     private func size(of file: OpenFile, requestContext: some RequestContext) async throws -> Int {
@@ -139,47 +140,27 @@ public struct LAIOFileSystem: FileProvider {
     }
 
     private func close(_ file: OpenFile) async {
-        if let fd = file.take() { try? await context.close(fd) }
+        if let opened = file.take() { await files.close(opened) }
     }
 
     /// The body that reads `range` of the file chunk by chunk, each chunk read straight into
     /// the buffer that is written, and closes the descriptor when done or failed.
     private func body(of file: OpenFile, range: ClosedRange<Int>) -> ResponseBody {
-        let laio = context
-        let chunkLength = chunkLength
+        let files = files
         return ResponseBody(contentLength: range.count) { writer in
-            guard let fd = file.take() else { throw Errno.badFileDescriptor }
+            guard let opened = file.take() else { throw Errno.badFileDescriptor }
             do {
-                var offset = range.lowerBound
-                let end = range.upperBound + 1
-                while offset < end {
-                    let want = min(chunkLength, end - offset)
-                    var buffer = ByteBufferAllocator().buffer(capacity: want)
-                    // The pointer outlives the closure: `buffer` is this loop's own unique
-                    // storage, untouched until the read returns, and `read` returns only
-                    // once the call is over (also when the task is cancelled).
-                    let space = buffer.withUnsafeMutableWritableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[0..<want]) }
-                    let got = try await laio.read(from: fd, at: Int64(offset), into: space)
-                    guard got > 0 else { throw FileShrank(path: file.path, missing: end - offset) }
-                    buffer.moveWriterIndex(forwardBy: got)
-                    offset += got
-                    try await writer.write(buffer)
+                try await files.stream(opened, range: range.lowerBound..<(range.upperBound + 1), path: file.path) {
+                    try await writer.write($0)
                 }
             } catch {
-                try? await laio.close(fd)
+                await files.close(opened)
                 throw error
             }
-            try? await laio.close(fd)
+            await files.close(opened)
             try await writer.finish(nil)
         }
     }
-}
-
-/// The error that ends a body when the file has fewer bytes than its headers promised.
-public struct FileShrank: Error, CustomStringConvertible {
-    public let path: String
-    public let missing: Int
-    public var description: String { "\(path): the file ended \(missing) bytes before its Content-Length" }
 }
 
 /// A request's file: a path under the root and the descriptor opened for it, closed when
@@ -188,57 +169,31 @@ public final class OpenFile: Sendable {
     /// The path relative to the root ("." for the root).
     public let path: String
     private struct State {
-        var descriptor: FileDescriptor?
+        var opened: OpenDescriptor?
         var size: Int?
     }
     private let state = Mutex(State())
 
     init(path: String) { self.path = path }
 
-    deinit {
-        // Nothing else can hold the descriptor now: no body took it, so close it here.
-        // close(2) of a descriptor opened for reading does not wait for storage.
-        if let fd = state.withLock({ $0.descriptor }) { _ = Glibc.close(fd.rawValue) }
-    }
-
-    var descriptor: FileDescriptor? { state.withLock { $0.descriptor } }
+    var opened: OpenDescriptor? { state.withLock { $0.opened } }
     var size: Int? { state.withLock { $0.size } }
 
-    func adopt(_ fd: FileDescriptor) {
-        let previous = state.withLock { state in
-            defer { state.descriptor = fd }
-            return state.descriptor
-        }
-        if let previous { _ = Glibc.close(previous.rawValue) }
-    }
+    /// Holds `file` for the request (releasing one held before closes it).
+    func adopt(_ file: OpenDescriptor) { state.withLock { $0.opened = file } }
 
     func setSize(_ size: Int) { state.withLock { $0.size = size } }
 
-    /// The descriptor, now the caller's to close.
-    func take() -> FileDescriptor? {
+    /// The open file, now the caller's to close (else it closes when released).
+    func take() -> OpenDescriptor? {
         state.withLock { state in
-            defer { state.descriptor = nil }
-            return state.descriptor
+            defer { state.opened = nil }
+            return state.opened
         }
     }
 }
 
-/// The root's descriptor, open for as long as a provider uses it.
-final class RootDirectory: Sendable {
-    let descriptor: FileDescriptor
-
-    init(path: String) throws {
-        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw RootError(path: path, errno: Errno(rawValue: errno)) }
-        descriptor = FileDescriptor(rawValue: fd)
-    }
-
-    deinit { _ = Glibc.close(descriptor.rawValue) }
-}
-
-/// The root folder could not be opened as a directory.
-public struct RootError: Error, CustomStringConvertible {
-    public let path: String
-    public let errno: Errno
-    public var description: String { "cannot serve \(path): \(errno)" }
-}
+/// The root folder could not be opened as a directory (LAIONIOFiles' `RootError`).
+public typealias RootError = LAIONIOFiles.RootError
+/// The file had fewer bytes than its headers promised (LAIONIOFiles' `FileShrank`).
+public typealias FileShrank = LAIONIOFiles.FileShrank
