@@ -38,7 +38,8 @@ package enum Housekeeping {
     /// Waits until `semaphore` can be taken or `nanoseconds` pass on the monotonic clock;
     /// a signal does not end the wait. Returns true when the semaphore was taken.
     package static func wait(_ semaphore: UnsafeMutablePointer<sem_t>, nanoseconds: Int64) -> Bool {
-        let deadline = monotonicNanoseconds() &+ max(nanoseconds, 0)
+        let (sum, overflow) = monotonicNanoseconds().addingReportingOverflow(max(nanoseconds, 0))
+        let deadline = overflow ? Int64.max : sum
         while true {
             let rc = laio_shim_semaphore_wait_until(semaphore, deadline)
             if rc != EINTR { return rc == 0 }

@@ -13,11 +13,14 @@ import Synchronization
 /// page cache), so such calls go straight to a worker instead.
 ///
 /// A descriptor is looked up the first time it is seen (a statx of its mount's id, which
-/// asks no server, and the file system's magic cached per mount), and again every time
-/// while it names such a file (cheap beside the worker's trip, and it notices the number
-/// reused for a local file). A number known to be local is forgotten when the
-/// library closes it or hands it out from an open; a number closed and reused outside the
-/// library keeps its old answer until then, which costs at most that wait in the caller.
+/// asks no server, and the file system's magic cached per mount; on kernels before 6.8,
+/// which have no unique mount id, an fstatfs, which a FUSE or NFS server answers), and the
+/// answer is kept until the library closes the number or hands it out from an open. A
+/// number closed and reused outside the library keeps its old answer until then: a local
+/// file taken for a slow one has its reads and writes go to a worker (slower, same
+/// answers); a slow file taken for a local one has them tried in the caller (the wait this
+/// avoids, on each call until the number is forgotten). A lookup that fails for another
+/// reason than EBADF counts as local (the call itself then answers as it would).
 package final class SlowStorage: @unchecked Sendable {
     // @unchecked: the table's bytes are atomics; the allocation lives as long as the object.
     private static let tracked = 1 << 16
@@ -36,12 +39,13 @@ package final class SlowStorage: @unchecked Sendable {
         kinds.deallocate()
     }
 
-    /// Whether `fd` names a file on such storage. A local file costs one load.
+    /// Whether `fd` names a file on such storage. A number seen before costs one load.
     @inline(__always)
     package func isSlow(_ fd: Int32) -> Bool {
         guard fd >= 0 else { return false }
         guard fd < Self.tracked else { return Self.probe(fd) == Self.slow }
-        if kinds[Int(fd)].load(ordering: .relaxed) == Self.local { return false }
+        let known = kinds[Int(fd)].load(ordering: .relaxed)
+        if known != Self.unknown { return known == Self.slow }
         let kind = Self.probe(fd)
         kinds[Int(fd)].store(kind, ordering: .relaxed)
         return kind == Self.slow
@@ -56,8 +60,8 @@ package final class SlowStorage: @unchecked Sendable {
     private static func probe(_ fd: Int32) -> UInt8 {
         switch laio_shim_is_slow_storage(fd) {
         case 1: slow
-        case 0: local
-        default: unknown  // EBADF and the like: the call itself answers
+        case -EBADF: unknown  // no file now: the call itself answers; look again next time
+        default: local
         }
     }
 }

@@ -11,8 +11,9 @@ import SystemPackage
 /// Settings of the `threads` backend, and of the pool behind `auto`.
 ///
 /// The pool keeps a continuation for every call that blocks: a call handed over while no
-/// worker is free starts a new worker at once, up to `maximumWorkers`; beyond that bound
-/// calls wait their turn in order (none fails). Workers beyond `minimumWorkers` exit after
+/// worker is free gets a new worker at once (started by the submitter, or by a worker that
+/// is starting already: new workers start more while calls wait), up to `maximumWorkers`;
+/// beyond that bound calls wait their turn in order (none fails). Workers beyond `minimumWorkers` exit after
 /// `keepAlive` without work. A worker has a small stack (`workerStackSize`): it runs one
 /// system call at a time.
 public struct ThreadPoolSettings: Sendable, Equatable {
@@ -169,7 +170,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     package var details: String {
         let (live, peak) = workerCounts
         return "thread pool: \(live) workers (\(settings.minimumWorkers) kept, at most \(settings.maximumWorkers), "
-            + "peak \(peak), keep-alive \(settings.keepAlive.nanoseconds / 1_000_000_000) s), lazy window "
+            + "peak \(peak), keep-alive \(settings.keepAlive.nanoseconds / 1_000_000) ms), lazy window "
             + "\(settings.lazyWindow.nanoseconds / 1000) µs, capacity \(settings.capacity)"
     }
 
@@ -291,8 +292,8 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                     state.cancelling.append(Int32(index))
                     pendingCancels.wrappingAdd(1, ordering: .relaxed)
                 }
-                // Under the lock: a worker leaves its loop (and may be joined) only after
-                // taking it, so the thread is alive here.
+                // Under the lock: a worker running a call leaves its loop only after taking
+                // it, so the thread is alive here.
                 _ = pthread_kill(state.workers[Int(worker)].thread, cancelSignal)
                 return .interrupted
             case .free:
@@ -326,17 +327,18 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     /// Tries again to start a worker for waiting calls after a start was refused. Returns
     /// true when no more tries are needed (a worker started, or no call waits for one).
     private func retryStart() -> Bool {
+        // Cleared first: a start refused meanwhile sets it again after this.
+        startRefused.store(false, ordering: .relaxed)
         let reserved = state.withLock { state -> (Int32, Worker)? in
             guard !state.closing, state.queue.count > state.startingWorkers + returning.load(ordering: .relaxed),
                   state.liveWorkers < settings.maximumWorkers else { return nil }
             return reserveWorker(&state)
         }
-        guard let (index, worker) = reserved else {
-            startRefused.store(false, ordering: .relaxed)
-            return true
+        guard let (index, worker) = reserved else { return true }
+        if start(index, worker) != nil {
+            startRefused.store(true, ordering: .relaxed)
+            return false
         }
-        if start(index, worker) != nil { return false }
-        startRefused.store(false, ordering: .relaxed)
         return true
     }
 
@@ -467,6 +469,14 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
                 if ran {
                     returning.wrappingSubtract(1, ordering: .relaxed)
                     ran = false
+                    // A start was refused while calls wait: try again from here, so that
+                    // the retry does not depend on someone calling poll.
+                    if startRefused.load(ordering: .relaxed), !state.closing,
+                       state.queue.count > 1 + state.startingWorkers + returning.load(ordering: .relaxed),
+                       state.liveWorkers < settings.maximumWorkers {
+                        startRefused.store(false, ordering: .relaxed)
+                        spawn.append(reserveWorker(&state))
+                    }
                 }
                 if let finished { free(finished.index, in: &state) }
                 if let index = state.queue.popFirst() {
@@ -512,7 +522,8 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
         }
         let retired = state.withLock { state -> Bool in
             // Not in the idle list: a submitter or shutdown took this worker and delivers.
-            guard state.liveWorkers > settings.minimumWorkers,
+            // Workers still starting do not count: their start may yet be refused.
+            guard state.liveWorkers - state.startingWorkers > settings.minimumWorkers,
                   let position = state.idle.firstIndex(of: me) else { return false }
             state.idle.remove(at: position)
             retire(me, &state)
@@ -626,7 +637,7 @@ private final class FreeList: Sendable {
 private final class Slot: @unchecked Sendable {
     // @unchecked: `phase` and `cancelRequested` are atomics; `generation`, `status` and
     // `operation` are written under the pool's lock (the worker reads `operation` after
-    // the lock or semaphore that published it); `result` is written by the worker before
+    // the lock, or the mailbox's release-acquire exchange, that published it); `result` is written by the worker before
     // its release-exchange of `phase` and read by the caller after its acquire.
     let phase = Atomic<UInt8>(0)
     let cancelRequested = Atomic<Bool>(false)
@@ -654,6 +665,7 @@ private final class Worker: @unchecked Sendable {
     // @unchecked: `mailbox` is atomic; `thread` is written by the worker before it first
     // takes the pool's lock and read by cancellers under that lock, while the worker runs a
     // call. The semaphore is thread-safe.
+    // A pointer: a sem_t must not move while threads wait on it; freed in deinit.
     let semaphore: UnsafeMutablePointer<sem_t>
     let mailbox = Atomic<Int32>(Mailbox.empty)
     var thread = pthread_t()
