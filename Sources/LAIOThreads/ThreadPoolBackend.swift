@@ -58,7 +58,7 @@ public struct ThreadPoolSettings: Sendable, Equatable {
     public static let besideUring = ThreadPoolSettings(minimumWorkers: 2)
 
     /// Defaults measured on a 2-core machine (see BENCHMARKS.md).
-    public init(minimumWorkers: Int = 4, maximumWorkers: Int = ThreadPoolSettings.defaultMaximumWorkers,
+    public init(minimumWorkers: Int = 16, maximumWorkers: Int = ThreadPoolSettings.defaultMaximumWorkers,
                 keepAlive: Duration = .seconds(10), lazyWindow: Duration = .microseconds(10),
                 capacity: Int = 16_384, idleSpin: Duration = .microseconds(20)) {
         self.minimumWorkers = minimumWorkers
