@@ -69,7 +69,7 @@ private func useContext(_ kind: BackendKind, cancelSignal: Int32?) -> Int32 {
     return 0
 }
 
-@Suite("The cancel signal: chosen by the application, never taken from it")
+@Suite("The cancel signal: chosen by the application, never taken from it", .serialized)
 struct SignalTests {
     /// Runs in a forked child, where the test may own every real-time signal (in the test
     /// process other tests' contexts use the default one meanwhile). For each real-time
@@ -80,6 +80,7 @@ struct SignalTests {
     /// `auto` refuse with `cancelSignalTaken` and work with another chosen signal.
     @Test("app-signal-taken (issue 27): an application's handler on every real-time signal survives making, using and closing contexts",
           .disabled(if: underThreadSanitizer, "ThreadSanitizer does not support fork() in a multithreaded process"),
+          .enabled(if: forkTestsAlone, Comment(rawValue: forkTestsSkipped)),
           arguments: allBackends)
     func applicationHandlersSurvive(_ kind: BackendKind) throws {
         let minimum = __libc_current_sigrtmin(), maximum = __libc_current_sigrtmax()
