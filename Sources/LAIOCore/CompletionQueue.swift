@@ -20,14 +20,14 @@ import SystemPackage
 /// completion that was not claimed. Its credit returns as soon as it is reported.
 package final class CompletionQueue: Sendable {
     private struct State {
-        var pending = Ring<Completion>(initialCapacity: 64)
+        var pending = FIFO<Completion>(initialCapacity: 64)
         /// Claimed calls by handle (at most `capacity`: each holds a credit).
         var claims: [Handle: Claim] = [:]
         /// Tasks whose call finished, to be resumed once the caller's locks are released
         /// (`resumeDeferred`). At most `capacity` (one per claim).
-        var deferred = Ring<(Continuation, Result<Int, Errno>)>(initialCapacity: 16)
+        var deferred = FIFO<(Continuation, Result<Int, Errno>)>(initialCapacity: 16)
         /// Tasks waiting for a free credit (`waitForRoom`), first come first served.
-        var roomWaiters = Ring<RoomWaiter>(initialCapacity: 16)
+        var roomWaiters = FIFO<RoomWaiter>(initialCapacity: 16)
         var nextRoomTicket: UInt64 = 0
         /// `close` has ended the waits for room: later ones end at once.
         var roomClosed = false
@@ -282,7 +282,7 @@ package final class CompletionQueue: Sendable {
             }
             let waiter = RoomWaiter(ticket: ticket, continuation: continuation)
             if first {
-                var reordered = Ring<RoomWaiter>(initialCapacity: state.roomWaiters.count + 1)
+                var reordered = FIFO<RoomWaiter>(initialCapacity: state.roomWaiters.count + 1)
                 reordered.append(waiter)
                 while let next = state.roomWaiters.popFirst() { reordered.append(next) }
                 state.roomWaiters = reordered
@@ -313,10 +313,10 @@ package final class CompletionQueue: Sendable {
 
     /// Ends every wait for room, now and later, with `.closed`.
     package func closeRoom() {
-        var waiters = state.withLock { state -> Ring<RoomWaiter> in
+        var waiters = state.withLock { state -> FIFO<RoomWaiter> in
             state.roomClosed = true
             let waiters = state.roomWaiters
-            state.roomWaiters = Ring(initialCapacity: 1)
+            state.roomWaiters = FIFO(initialCapacity: 1)
             roomWaiting.wrappingSubtract(waiters.count, ordering: .relaxed)
             return waiters
         }

@@ -118,7 +118,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
     private let freeSlots: FreeList
 
     private struct PoolState {
-        var queue = Ring<Int32>(initialCapacity: 256)
+        var queue = FIFO<Int32>(initialCapacity: 256)
         /// Idle workers, the most recently idle last: work goes to the last, so the ones
         /// idle longest are the ones whose keep-alive runs out.
         var idle: [Int32] = []
@@ -362,7 +362,7 @@ package final class ThreadPoolBackend: Backend, @unchecked Sendable {
             // Queued background calls leave the queue, freed; calls in a caller's lazy window
             // stay for a worker to run.
             var cancelled: [Handle] = []
-            var kept = Ring<Int32>(initialCapacity: max(state.queue.count, 1))
+            var kept = FIFO<Int32>(initialCapacity: max(state.queue.count, 1))
             while let index = state.queue.popFirst() {
                 if slots[Int(index)].phase.load(ordering: .acquiring) == Phase.detached {
                     cancelled.append(handle(of: index))

@@ -92,7 +92,7 @@ package final class UringBackend: Backend, @unchecked Sendable {
         var tornDown = false
         /// Slots whose request the kernel cancelled because its submitting thread exited,
         /// waiting for the resubmission thread (at most `capacity`: each is an in-flight slot).
-        var resubmissions = Ring<Int32>(initialCapacity: 16)
+        var resubmissions = FIFO<Int32>(initialCapacity: 16)
         /// The resubmission thread, started on first need, and the eventfd that wakes it.
         var resubmitter: pthread_t? = nil
         var resubmitterWake: Int32 = -1

@@ -2,7 +2,7 @@
 ///
 /// Growth is amortized and happens only when more elements wait than ever before; callers
 /// bound the count themselves (see `CompletionQueue`'s credits).
-package struct Ring<Element> {
+package struct FIFO<Element> {
     private var storage: [Element?]
     private var head = 0
     /// The number of elements waiting.
