@@ -105,7 +105,7 @@ extension UringBackend {
         state.slots.backgroundRecords[Int(slot)].kernelAnswer = Int32(value)
         // An interrupted call goes straight to a worker when issued again: its first try in
         // the issuing thread is what waited and was interrupted (`isReadOrWrite`).
-        if value == -Int(EINTR) { state.slots.backgroundRecords[Int(slot)].entry.flags |= UInt8(1) << UInt8(IOSQE_ASYNC_BIT) }
+        if value == -Int(EINTR) { state.slots.backgroundRecords[Int(slot)].entry.flags |= UringTranslation.toWorkerFlag }
         state.resubmissions.append(slot)
         if state.resubmitter == nil { startResubmitter(&state) }
         if state.resubmitterWake >= 0 { Housekeeping.signal(eventfd: state.resubmitterWake) }
@@ -162,12 +162,8 @@ extension UringBackend {
                     guard let entry = nextEntry() else { return 1_000_000 }
                     let slot = state.resubmissions.popFirst()!
                     let record = state.slots.backgroundRecords + Int(slot)
-                    if UInt32(record.pointee.entry.opcode) == IORING_OP_CONNECT.rawValue {
-                        io_uring_prep_poll_add(entry, record.pointee.entry.fd, UInt32(POLLOUT))
-                        entry.pointee.user_data = record.pointee.entry.user_data
-                        state.slots.records[Int(slot)].fixup = .connectResult
-                    } else {
-                        entry.pointee = record.pointee.entry
+                    if let fixup = UringTranslation.reissue(record.pointee.entry, into: &entry.pointee) {
+                        state.slots.records[Int(slot)].fixup = fixup
                     }
                     record.pointee.awaitingResubmission = false
                     record.pointee.resubmissions += 1

@@ -116,8 +116,7 @@ extension UringBackend {
     /// (user_data 0). False when the submission ring has no room for it.
     func requestCancel(of handle: Handle) -> Bool {
         guard let entry = nextEntry() else { return false }
-        io_uring_prep_cancel64(entry, handle.rawValue, 0)
-        entry.pointee.user_data = 0
+        UringTranslation.cancel(handle.rawValue, into: &entry.pointee)
         return true
     }
 }

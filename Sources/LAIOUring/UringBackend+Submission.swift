@@ -38,17 +38,16 @@ extension UringBackend {
                 state.slots.release(slot)
                 return .failure(.resourceTemporarilyUnavailable)
             }
-            if let error = prepare(operation, record: state.slots.records + Int(slot), statx: state.slots.statx(slot),
-                                  into: &entry.pointee) {
+            let handle = state.slots.handle(of: slot)
+            if let error = UringTranslation.prepare(operation, userData: handle.rawValue, toWorker: toWorker,
+                                                    opcodes: opcodes, slot: state.slots.records + Int(slot),
+                                                    statx: state.slots.statx(slot), into: &entry.pointee) {
                 // Give the entry back: liburing publishes its local tail to the kernel only
                 // when it submits, and nothing was submitted since nextEntry() took it.
                 ring.pointee.sq.sqe_tail &-= 1
                 state.slots.release(slot)
                 return .success(.completed(.failure(error)))
             }
-            if toWorker { entry.pointee.flags |= UInt8(1) << UInt8(IOSQE_ASYNC_BIT) }  // IOSQE_ASYNC
-            let handle = state.slots.handle(of: slot)
-            entry.pointee.user_data = handle.rawValue
             state.slots.records[Int(slot)].inFlight = true
             state.inFlight += 1
             submitPending()
@@ -63,7 +62,7 @@ extension UringBackend {
             completions.take()
             if claimed { completions.claim(handle) }
             // What running it again needs, should its thread exit first: the entry as the
-            // kernel took it (nothing has written the ring's copy since prepare, under this
+            // kernel took it (nothing has written the ring's copy since it was prepared, under this
             // lock) and the thread's mark. Only calls that go to the background pay for this.
             state.slots.backgroundRecords[Int(slot)] = UringBackgroundRecord(entry: entry.pointee,
                                                                              submitter: laio_shim_thread_mark_retain())

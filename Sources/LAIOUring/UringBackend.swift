@@ -88,10 +88,6 @@ package final class UringBackend: Backend, @unchecked Sendable {
         var resubmitterWake: Int32 = -1
     }
 
-    /// The kernel's largest single read or write (MAX_RW_COUNT); longer requests are
-    /// shortened to it by read(2) and friends, and by this backend in the same way.
-    static let maxTransfer = 0x7fff_f000
-
     /// Sets up the ring. Throws the errno of io_uring_setup when no flag set of the ladder
     /// is accepted (ENOSYS: no io_uring; EPERM: seccomp or kernel.io_uring_disabled;
     /// ENOMEM: RLIMIT_MEMLOCK on kernels before 5.12, or no memory for the slots),
