@@ -66,7 +66,9 @@ package final class UringBackend: Backend, @unchecked Sendable {
         case set(Int, previous: Int)
         case refused(Errno)
     }
+    /// The ring's descriptor, open until deinit.
     let ringFD: Int32
+    /// Everything that changes after init, under one lock.
     let state: Locked<RingState>
 
     struct RingState {
