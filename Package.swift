@@ -68,5 +68,12 @@ let package = Package(
         .testTarget(name: "LAIOTests", dependencies: ["LAIO", "LAIOTestSupport"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOTestSupport"]),
         .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLinuxShims", "LAIOTestSupport"]),
+        // liburing's prep helpers compiled by the C compiler: the expected side of the
+        // translation tests.
+        .target(name: "CLiburingPrep", path: "Tests/CLiburingPrep"),
+        // The translation from an operation to a submission entry, field by field against
+        // liburing's prep helpers; no ring is set up, so it runs where io_uring is refused.
+        .testTarget(name: "LAIOUringTranslationTests",
+                    dependencies: ["LAIOUring", "LAIOCore", "CLiburing", "CLiburingPrep", "CLinuxShims"]),
     ]
 )

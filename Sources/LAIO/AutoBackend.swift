@@ -85,7 +85,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
                 switch error {
                 case .noFunction, .notPermitted, .noMemory:
                     unavailable = "io_uring_setup failed with \(error)"
-                        + (ContextError.uringCause(error).map { ": \($0)" } ?? "")
+                        + (UringBackend.setupFailureCause(error).map { ": \($0)" } ?? "")
                 default:
                     throw error
                 }

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CLinuxShims
+import LAIOUring
 import SystemPackage
 
 /// Which backend runs a context's calls: the one word used in code, in the
@@ -66,7 +67,7 @@ public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .backendUnavailable(kind, reason):
             return "LAIO backend '\(kind)' is not available: \(reason)"
         case let .setupFailed(kind, errno):
-            let cause = kind == .uring || kind == .auto ? ContextError.uringCause(errno) : nil
+            let cause = kind == .uring || kind == .auto ? UringBackend.setupFailureCause(errno) : nil
             return "LAIO backend '\(kind)' failed to start: \(errno) (errno \(errno.rawValue))" + (cause.map { "; \($0)" } ?? "")
         case let .cancelSignalTaken(signal):
             return "LAIO's cancel signal \(Context.signalName(signal)) (\(signal)) already has a handler of the application, "
@@ -75,24 +76,6 @@ public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .invalidCancelSignal(value):
             return "LAIO's cancel signal '\(value)' is not a real-time signal: give SIGRTMIN+N, SIGRTMAX-N or a number "
                 + "from \(laio_shim_rtmin()) to \(laio_shim_rtmax()) (EINVAL)"
-        }
-    }
-
-    /// What an io_uring_setup errno means on this machine.
-    static func uringCause(_ errno: Errno) -> String? {
-        switch errno.rawValue {
-        case ENOSYS:
-            return "ENOSYS: this kernel has no io_uring (older than 5.1, or built without CONFIG_IO_URING)"
-        case EPERM:
-            let disabled = laio_shim_io_uring_disabled()
-            if disabled > 0 {
-                return "EPERM: io_uring is disabled by the sysctl kernel.io_uring_disabled=\(disabled)"
-            }
-            return "EPERM: io_uring_setup is not permitted: a seccomp filter (such as Docker's default profile) blocks it"
-        case ENOMEM:
-            return "ENOMEM: the ring's memory could not be locked: raise RLIMIT_MEMLOCK (ulimit -l; kernels before 5.12 charge rings to it)"
-        default:
-            return nil
         }
     }
 }
