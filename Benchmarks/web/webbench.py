@@ -1270,8 +1270,83 @@ def targets(summaries):
 # ---------------------------------------------------------------------------------------
 # SVG plots
 
-COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf"]
+# Each server has a look of its own, grouped by family: laio-httpd's backends in blues and
+# purples (a marker per backend, solid lines for nonblocking sockets and dashed for laio
+# sockets), nginx in reds with dotted lines, the frameworks in greens (Hummingbird) and
+# browns (Vapor), solid over LAIO and dash-dotted over NIO. A server of no known family gets
+# a grey of its own.
+FAMILIES = [("laio-httpd", "laio-httpd/"), ("nginx", "nginx"), ("frameworks", "hummingbird-"),
+            ("frameworks", "vapor-")]
+HTTPD_BACKENDS = {  # backend word as laio-httpd's series names it: (colour, marker)
+    "auto": ("#08306b", "circle"),
+    "auto-no-io-uring": ("#2171b5", "open-circle"),
+    "auto-kernel-workers": ("#6baed6", "open-square"),
+    "uring": ("#6a3d9a", "square"),
+    "threads": ("#00838f", "triangle"),
+    "blocking": ("#9e9ac8", "diamond"),
+}
+FIXED_STYLES = {  # name: (colour, dash, marker)
+    "nginx-aio-threads": ("#b2182b", "2 3", "cross"),
+    "nginx-aio-off": ("#f46d43", "2 3", "plus"),
+    "hummingbird-laio": ("#006d2c", "", "triangle-down"),
+    "hummingbird-nio": ("#74c476", "8 3 2 3", "triangle-down"),
+    "vapor-laio": ("#8c510a", "", "open-diamond"),
+    "vapor-nio": ("#d8b365", "8 3 2 3", "open-diamond"),
+}
+OTHER_COLOURS = ["#525252", "#969696", "#252525", "#bdbdbd"]
+OTHER_MARKERS = ["circle", "square", "triangle", "diamond", "cross", "plus"]
+
+
+def family_of(name):
+    for family, prefix in FAMILIES:
+        if name.startswith(prefix):
+            return family
+    return "other"
+
+
+def series_style(name, index_in_other=0):
+    """(colour, dash, marker) of a server's series: distinct within every plot."""
+    if name in FIXED_STYLES:
+        return FIXED_STYLES[name]
+    if name.startswith("laio-httpd/"):
+        parts = name.split("/")
+        backend = parts[1] if len(parts) > 1 else ""
+        network = parts[2] if len(parts) > 2 else "nonblocking"
+        colour, marker = HTTPD_BACKENDS.get(backend, ("#4292c6", "plus"))
+        return colour, ("6 3" if network == "laio" else ""), marker
+    if name.startswith("nginx"):
+        return "#d6604d", "2 3", "open-square"
+    colour = OTHER_COLOURS[index_in_other % len(OTHER_COLOURS)]
+    marker = OTHER_MARKERS[index_in_other % len(OTHER_MARKERS)]
+    return colour, "4 2 1 2", marker
+
+
+def svg_marker(kind, x, y, colour, size=4.0):
+    """An SVG marker centred on (x, y); the open kinds are white inside."""
+    fill = "white" if kind.startswith("open-") else colour
+    shape = kind.removeprefix("open-")
+    stroke = f'stroke="{colour}" stroke-width="1.5"'
+    if shape == "circle":
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{size:.1f}" fill="{fill}" {stroke}/>'
+    if shape == "square":
+        return (f'<rect x="{x - size:.1f}" y="{y - size:.1f}" width="{2 * size:.1f}" height="{2 * size:.1f}" '
+                f'fill="{fill}" {stroke}/>')
+    if shape in ("triangle", "triangle-down", "diamond"):
+        d = size * 1.25
+        points = {"triangle": [(x, y - d), (x + d, y + d * 0.8), (x - d, y + d * 0.8)],
+                  "triangle-down": [(x, y + d), (x + d, y - d * 0.8), (x - d, y - d * 0.8)],
+                  "diamond": [(x, y - d), (x + d, y), (x, y + d), (x - d, y)]}[shape]
+        return (f'<polygon points="' + " ".join(f"{px:.1f},{py:.1f}" for px, py in points) + f'" fill="{fill}" {stroke}/>')
+    if shape == "cross":
+        return (f'<path d="M{x - size:.1f},{y - size:.1f}L{x + size:.1f},{y + size:.1f}'
+                f'M{x - size:.1f},{y + size:.1f}L{x + size:.1f},{y - size:.1f}" stroke="{colour}" stroke-width="2"/>')
+    return (f'<path d="M{x - size:.1f},{y:.1f}L{x + size:.1f},{y:.1f}M{x:.1f},{y - size:.1f}L{x:.1f},{y + size:.1f}" '
+            f'stroke="{colour}" stroke-width="2"/>')
+
+
+def text_width(text, size=12):
+    """A generous estimate of a sans-serif text's width in pixels (no font metrics here)."""
+    return int(len(text) * size * 0.58) + 4
 
 
 def nice_ceiling(value):
@@ -1289,9 +1364,25 @@ def svg_escape(text):
 
 
 def line_plot(path, title, series, x_values, y_label):
-    """series: [(name, {x: y})]; x on a log2-spaced axis of the given values."""
-    width, height, left, right, top, bottom = 860, 420, 80, 250, 40, 50
-    plot_w, plot_h = width - left - right, height - top - bottom
+    """series: [(name, {x: y})]; x on a log2-spaced axis of the given values. Every server
+    has its own colour, line and marker (series_style); the legend, outside the axes on the
+    right, groups them by family and gives every name in full."""
+    families = ["laio-httpd", "nginx", "frameworks", "other"]
+    others = [name for name, _ in series if family_of(name) == "other"]
+    styles = {name: series_style(name, others.index(name) if name in others else 0) for name, _ in series}
+    legend = []  # (family heading or None, name or None)
+    for family in families:
+        names = [name for name, _ in series if family_of(name) == family]
+        if names:
+            legend.append((family, None))
+            legend += [(None, name) for name in names]
+    row = 18
+    legend_w = max([text_width(name) for _, name in legend if name] + [text_width(f) for f, _ in legend if f] + [120])
+    left, right, top, bottom = 80, 44 + legend_w + 16, 40, 50
+    plot_w = 560
+    width = left + plot_w + right
+    height = max(420, top + 14 + len(legend) * row + bottom)
+    plot_h = height - top - bottom
     top_value = nice_ceiling(max([y for _, points in series for y in points.values()] or [1]) * 1.05)
     xs = sorted(x_values)
 
@@ -1315,19 +1406,27 @@ def line_plot(path, title, series, x_values, y_label):
     parts.append(f'<text x="16" y="{top + plot_h / 2}" text-anchor="middle" '
                  f'transform="rotate(-90 16 {top + plot_h / 2})">{svg_escape(y_label)}</text>')
     parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>')
-    for index, (name, points) in enumerate(series):
-        colour = COLOURS[index % len(COLOURS)]
-        dash = ' stroke-dasharray="6 3"' if name.startswith("nginx") else ""
+    for name, points in series:
+        colour, dash, marker = styles[name]
+        dash_attribute = f' stroke-dasharray="{dash}"' if dash else ""
         coordinates = [(x_of(x), y_of(points[x])) for x in xs if x in points]
         if len(coordinates) > 1:
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="'
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash_attribute} points="'
                          + " ".join(f"{x:.1f},{y:.1f}" for x, y in coordinates) + '"/>')
         for x, y in coordinates:
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}"/>')
-        ly = top + 14 + index * 18
-        parts.append(f'<line x1="{left + plot_w + 14}" y1="{ly - 4}" x2="{left + plot_w + 38}" y2="{ly - 4}" '
-                     f'stroke="{colour}" stroke-width="2"{dash}/>')
-        parts.append(f'<text x="{left + plot_w + 44}" y="{ly}">{svg_escape(name)}</text>')
+            parts.append(svg_marker(marker, x, y, colour))
+    lx = left + plot_w + 16
+    for index, (family, name) in enumerate(legend):
+        ly = top + 14 + index * row
+        if family:
+            parts.append(f'<text x="{lx}" y="{ly}" font-weight="bold">{svg_escape(family)}</text>')
+            continue
+        colour, dash, marker = styles[name]
+        dash_attribute = f' stroke-dasharray="{dash}"' if dash else ""
+        parts.append(f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 30}" y2="{ly - 4}" '
+                     f'stroke="{colour}" stroke-width="2"{dash_attribute}/>')
+        parts.append(svg_marker(marker, lx + 15, ly - 4, colour))
+        parts.append(f'<text x="{lx + 38}" y="{ly}">{svg_escape(name)}</text>')
     parts.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(parts) + "\n")
@@ -1339,8 +1438,9 @@ def bar_plot(path, title, rows, labels, unit, log=False):
     import math
     colours = ["#1f77b4", "#d62728", "#2ca02c"]
     bars = len(labels)
-    bar, gap, left, right, top = 11, 10, 280, 90, 44
-    width = 860
+    bar, gap, right, top = 11, 10, 90, 44
+    left = max(280, max([text_width(row[0]) for row in rows] + [0]) + 12)  # every name in full
+    width = left + 490
     height = top + len(rows) * (bars * bar + gap) + 40
     plot_w = width - left - right
     values = [v for row in rows for v in row[1:] if v > 0] or [1]

@@ -270,9 +270,9 @@ public final class Context: Sendable {
     /// epoll/select/poll; do not read it (poll resets it). Valid until the context is freed.
     ///
     /// On `uring` it is an epoll instance over the ring and the completion queue, made on
-    /// first use; from then on the kernel wakes it for every completion it posts, a cost on
-    /// every call (see README.md, "The `uring` backend"). Contexts that only call `poll`
-    /// never pay for it.
+    /// first use; from then on the kernel wakes it for every completion it posts, an in-kernel
+    /// cost on every call, inline completions included, that a context polled only with
+    /// `poll` never pays (the ring wakes its own pollers only when someone sleeps there).
     public var notificationDescriptor: Int32 { backend.notificationDescriptor ?? completions.notificationDescriptor }
 
     /// The number of operations that went to the background and were not yet reported

@@ -16,8 +16,9 @@
  * left in the background are never reported in the child.
  *
  * What liblaio takes from the process, once its context starts (on the first call):
- * - threads: `threads` and `auto` start a pool of worker threads (16 by default; 64 for
- *   `auto` without io_uring); `uring` and `auto` start one more when a thread exits with
+ * - threads: `threads` and `auto` keep a pool of worker threads (16 on `threads`; on
+ *   `auto` 2 beside io_uring, 4 without it) that grows by a worker for every call that
+ *   would wait, up to the process's limits; `uring` and `auto` start one more when a thread exits with
  *   calls in flight (to issue them again), and the kernel runs io_uring's own workers.
  *   liblaio's threads block every signal but the cancel signal and the fault signals
  *   (SIGSEGV, SIGBUS, ...), so no handler of the application runs on them;
