@@ -25,7 +25,7 @@ over LAIO), in these regimes:
   for the same crowd ("raw": K threads opening, fstat-ing, reading and closing the files,
   Benchmarks/web/crowd.c) and against K / T1; fast latencies against their values without
   the crowd; the server's threads and resident memory at the peak, and how long its threads
-  take to come back to their idle count (DESIGN.md 3a). A fresh server for each point.
+  take to come back to their idle count (a continuation for every call that blocks). A fresh server for each point.
 
 Servers alternate within each run; with --runs N each figure is the median of N runs and
 each ratio the median of the per-run ratios. Results (JSON, CSV), a Markdown report and

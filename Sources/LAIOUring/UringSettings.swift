@@ -76,10 +76,7 @@ public struct UringSetupFlags: OptionSet, Sendable, Hashable, CustomStringConver
     /// The sets tried by default, best first: cooperative task running (no inter-processor
     /// interrupt per completion; 5.19+), then submit-all (5.18+), then a plain ring.
     ///
-    /// SINGLE_ISSUER and DEFER_TASKRUN are not in it: a context may be used from several
-    /// threads, and with SINGLE_ISSUER every thread but the creator gets EEXIST from
-    /// submission, while DEFER_TASKRUN posts poll-driven completions only when that one
-    /// thread enters the kernel to wait.
+    /// The flags of `refused` are never in it.
     public static let defaultLadder: [UringSetupFlags] = [
         [.coopTaskrun, .taskrunFlag, .submitAll],
         [.submitAll],
@@ -87,7 +84,9 @@ public struct UringSetupFlags: OptionSet, Sendable, Hashable, CustomStringConver
     ]
 
     /// Flags a context cannot use: SINGLE_ISSUER and DEFER_TASKRUN, since any thread may
-    /// submit and poll; SQPOLL, whose kernel thread would own every request (and submit
+    /// submit and poll (with SINGLE_ISSUER every thread but the creator gets EEXIST from
+    /// submission; DEFER_TASKRUN posts poll-driven completions only when that one thread
+    /// enters the kernel to wait); SQPOLL, whose kernel thread would own every request (and submit
     /// with the credentials of the context's creator); IOPOLL, which only polled block
     /// devices accept; SQE128 and CQE32, whose entries the backend does not lay out.
     public static let refused: UringSetupFlags = [.singleIssuer, .deferTaskrun, .sqPoll, .ioPoll, .sqe128, .cqe32]

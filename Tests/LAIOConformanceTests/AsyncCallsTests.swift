@@ -101,8 +101,8 @@ struct AsyncCallsTests {
         await #expect(throws: Errno.badFileDescriptor) { try await laio.close(bad) }
         let (r, w) = try makePipe()
         defer { close(r); close(w) }
-        // pwrite(2) of a pipe is ESPIPE; io_uring writes the pipe's stream instead (README,
-        // "The `uring` backend"), which `auto` corrects and `uring` leaves as the kernel's.
+        // pwrite(2) of a pipe is ESPIPE; io_uring writes the pipe's stream instead (it
+        // ignores the offset of a file without a position), which `auto` corrects and `uring` leaves as the kernel's.
         if kind != .uring {
             await #expect(throws: Errno.illegalSeek) {
                 _ = try await laio.write(to: FileDescriptor(rawValue: w), at: 0, from: UnsafeRawBufferPointer(buffer))
