@@ -53,9 +53,12 @@ let package = Package(
         // Its heap counter (mallinfo2) is its own.
         .target(name: "CStressHeap"),
         .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CStressHeap", "LAIOTestSupport", "LAIOArguments", argumentParser]),
-        // A Flash-style event-driven static web server on LAIO.
+        // A Flash-style event-driven static web server on LAIO: its C shims (epoll, signalfd,
+        // memmem, accept4), its HTTP/1.x (request parsing, ranges, dates, content types; also
+        // compiled by scripts/fuzz), and the server.
         .target(name: "CHTTPD"),
-        .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD", "LAIOArguments", argumentParser]),
+        .target(name: "HTTPParsing", dependencies: ["CHTTPD"]),
+        .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD", "HTTPParsing", "LAIOArguments", argumentParser]),
         // An async program on LAIO: checksums of a directory's files, cold and then warm.
         .executableTarget(name: "laio-checksums", dependencies: ["LAIO", "LAIOArguments", argumentParser],
                           path: "Examples/checksums"),
@@ -67,6 +70,8 @@ let package = Package(
         // The facade's own tests: the auto strategy.
         .testTarget(name: "LAIOTests", dependencies: ["LAIO", "LAIOTestSupport"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOTestSupport"]),
+        // laio-httpd's request parser alone: requests, ranges, dates and bad input, no server.
+        .testTarget(name: "HTTPParsingTests", dependencies: ["HTTPParsing"]),
         .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLinuxShims", "LAIOTestSupport"]),
     ]
 )
