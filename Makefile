@@ -61,4 +61,4 @@ test:
 	scripts/test
 
 faultfs:
-	tools/faultfs/build
+	scripts/faultfs build
