@@ -5,8 +5,9 @@
 #   make uninstall PREFIX=/usr/local
 #
 # `make bench` is the main job (scripts/bench: every backend against its peers, about 9
-# minutes, results in results/); `make bench-quick` is its one-minute form; `make test`
-# runs every test (scripts/test). `make faultfs` builds the fault-injecting FUSE file
+# minutes, results in results/); `make bench-quick` is its one-minute form; `make check`
+# is the quick loop before a commit (scripts/check: build, swift test, the API check);
+# `make test` runs every test (scripts/test). `make faultfs` builds the fault-injecting FUSE file
 # system for tests and benchmarks (tools/faultfs/README.md) into .build/faultfs.
 #
 # The library carries the Swift runtime inside it, linked statically and hidden: its
@@ -27,7 +28,7 @@ SCRATCH = .build-clib
 BUILT = $(SCRATCH)/release/liblaio.so
 MAP = Sources/CLAIO/liblaio.map
 
-.PHONY: all install uninstall clean bench bench-quick test faultfs
+.PHONY: all install uninstall clean bench bench-quick check test faultfs
 all:
 	@# SwiftPM does not know the version script is an input of the link: relink when it changed.
 	@if [ -e $(BUILT) ] && [ $(MAP) -nt $(BUILT) ]; then rm -f $(BUILT); fi
@@ -57,8 +58,11 @@ bench:
 bench-quick:
 	scripts/bench --quick
 
+check:
+	scripts/check
+
 test:
 	scripts/test
 
 faultfs:
-	tools/faultfs/build
+	scripts/faultfs build

@@ -12,15 +12,19 @@ let package = Package(
         // Swift runtime static and only laio.h's functions exported (Makefile, Sources/CLAIO/liblaio.map);
         // this product is the plain form the package's own builds and sanitizer runs link.
         .library(name: "laio", type: .dynamic, targets: ["laio"]),
-        .executable(name: "laio-demo", targets: ["laio-demo"]),
-        .executable(name: "laio-httpd", targets: ["laio-httpd"]),
+        // No executable is a product: in this package `swift build --product laio-httpd` (and
+        // laio-demo, laio-stress, laio-checksums) works all the same, since SwiftPM makes a
+        // product of each executable target of the root package; declared, they would make
+        // every package that depends on LAIO fetch swift-argument-parser and build its
+        // plugins (SwiftPM resolves what any product of a dependency needs).
     ],
     dependencies: [
         // Errno, FileDescriptor and FilePath: the Swift vocabulary for system calls.
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         // `swift package generate-documentation` (scripts/docs): the DocC catalog of LAIO.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
-        // The command lines of laio-httpd, laio-demo and laio-stress (the LAIO library does not use it).
+        // The command lines of laio-httpd, laio-demo and laio-stress (no product uses it: a package
+        // that depends on LAIO neither fetches nor builds it).
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
@@ -53,9 +57,12 @@ let package = Package(
         // Its heap counter (mallinfo2) is its own.
         .target(name: "CStressHeap"),
         .executableTarget(name: "laio-stress", dependencies: ["LAIO", "CStressHeap", "LAIOTestSupport", "LAIOArguments", argumentParser]),
-        // A Flash-style event-driven static web server on LAIO.
+        // A Flash-style event-driven static web server on LAIO: its C shims (epoll, signalfd,
+        // memmem, accept4), its HTTP/1.x (request parsing, ranges, dates, content types; also
+        // compiled by scripts/fuzz), and the server.
         .target(name: "CHTTPD"),
-        .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD", "LAIOArguments", argumentParser]),
+        .target(name: "HTTPParsing", dependencies: ["CHTTPD"]),
+        .executableTarget(name: "laio-httpd", dependencies: ["LAIO", "CHTTPD", "HTTPParsing", "LAIOArguments", argumentParser]),
         // An async program on LAIO: checksums of a directory's files, cold and then warm.
         .executableTarget(name: "laio-checksums", dependencies: ["LAIO", "LAIOArguments", argumentParser],
                           path: "Examples/checksums"),
@@ -67,6 +74,8 @@ let package = Package(
         // The facade's own tests: the auto strategy.
         .testTarget(name: "LAIOTests", dependencies: ["LAIO", "LAIOTestSupport"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOTestSupport"]),
+        // laio-httpd's request parser alone: requests, ranges, dates and bad input, no server.
+        .testTarget(name: "HTTPParsingTests", dependencies: ["HTTPParsing"]),
         .testTarget(name: "LAIOUringTests", dependencies: ["LAIO", "LAIOUring", "LAIOCore", "CLinuxShims", "LAIOTestSupport"]),
         // liburing's prep helpers compiled by the C compiler: the expected side of the
         // translation tests.

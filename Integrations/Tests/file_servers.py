@@ -7,7 +7,9 @@ memory, clients that reset (descriptors back at the baseline), wrk with zero err
 
 A test imports this module, gives its own cases and the differences it expects, and calls
 `main`. Exit status 0 when every check passed; the failures are listed otherwise. A backend
-that cannot start here (io_uring blocked) is reported as skipped with its reason.
+that cannot start here (io_uring blocked) is reported as skipped with its reason. The ledger
+of checks, the test tree and the server process are Tests/harness (shared with laio-httpd's
+tests); `check` is re-exported here for the tests that use `fs.check`.
 """
 import hashlib
 import http.client
@@ -15,132 +17,47 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-HUGE = 24 << 20
-failures = []
-skips = []
-checks = 0
-CURRENT = ""
-
-
-def backends(argv):
-    """The backends of `--backends WORD,...`, else every one the library keeps
-    (scripts/backends)."""
-    if "--backends" in argv[:-1]:
-        return argv[argv.index("--backends") + 1].split(",")
-    return subprocess.run([os.path.join(REPO, "scripts", "backends")], capture_output=True,
-                          text=True, check=True).stdout.split()
-
-
-def check(condition, what):
-    global checks
-    checks += 1
-    if not condition:
-        failures.append(f"[{CURRENT}] {what}")
-        print(f"  FAIL {what}", flush=True)
-    return condition
+sys.path.insert(0, os.path.join(REPO, "Tests", "harness"))
+import harness  # noqa: E402
+from harness import HUGE, check, skips  # noqa: E402,F401  (check: fs.check in the tests)
 
 
 def make_root(prefix):
-    """A tree: index files, a directory without one, small files of several types, an
-    empty one, a 1 MB and a 24 MiB random file, symbolic links in and out of the root, a
-    FIFO; every modification time the same, an hour ago (so that conditional requests do
-    not depend on the clock). Returns (top, root); outside.txt is in top, beside root."""
-    top = tempfile.mkdtemp(prefix=prefix)
-    root = f"{top}/root"
-    os.mkdir(root)
-    with open(f"{root}/index.html", "w") as f:
-        f.write("<h1>root index</h1>\n")
-    os.mkdir(f"{root}/docs")
-    with open(f"{root}/docs/index.html", "w") as f:
-        f.write("docs index\n")
-    with open(f"{root}/docs/notes.md", "w") as f:
-        f.write("# notes\n")
-    os.mkdir(f"{root}/no-index")
-    with open(f"{root}/no-index/file.txt", "w") as f:
-        f.write("in a directory without an index\n")
-    with open(f"{root}/hello.txt", "w") as f:
-        f.write("hello, world\n")
-    with open(f"{root}/style.css", "w") as f:
-        f.write("body { margin: 0 }\n")
-    with open(f"{root}/a file.json", "w") as f:
-        f.write('{"a": 1}\n')
-    with open(f"{root}/big.bin", "wb") as f:
-        f.write(os.urandom(1_000_003))  # several 128 KiB chunks, an odd size
-    open(f"{root}/empty.txt", "w").close()
-    with open(f"{root}/huge.bin", "wb") as f:
-        f.write(os.urandom(HUGE))
-    with open(f"{top}/outside.txt", "w") as f:
-        f.write("outside the root\n")
-    os.symlink("hello.txt", f"{root}/same.txt")            # stays inside: served
-    os.symlink("../outside.txt", f"{root}/up.txt")        # relative, out of the root
-    os.symlink(f"{top}/outside.txt", f"{root}/abs.txt")   # absolute, out of the root
-    os.symlink("..", f"{root}/parent")                    # a directory out of the root
-    os.mkfifo(f"{root}/fifo")
-    # (Three quarters past a whole second: a header must show the second, not round it up.)
-    stamp = int(time.time()) - 3600 + 0.75
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.utime(os.path.join(dirpath, name), (stamp, stamp), follow_symlinks=False)
-    return top, root
+    """harness.make_tree with the integrations' own cases: a Markdown file, a directory
+    without an index, a name with a space, a CSS file, a link to a directory out of the root.
+    Returns (top, root)."""
+    def extras(top, root):
+        with open(f"{root}/docs/notes.md", "w") as f:
+            f.write("# notes\n")
+        os.mkdir(f"{root}/no-index")
+        with open(f"{root}/no-index/file.txt", "w") as f:
+            f.write("in a directory without an index\n")
+        with open(f"{root}/style.css", "w") as f:
+            f.write("body { margin: 0 }\n")
+        with open(f"{root}/a file.json", "w") as f:
+            f.write('{"a": 1}\n')
+        os.symlink("..", f"{root}/parent")
+    return harness.make_tree(prefix, extras)
 
 
-class Server:
+class Server(harness.ServerProcess):
+    """A file server binary with `--file-io laio|nio [--backend WORD]`, started once it has
+    printed its two start-up lines."""
+
     def __init__(self, binary, root, file_io, backend=None, extra=()):
         command = [binary, "--root", root, "--port", "0", "--file-io", file_io, *extra]
         if backend:
             command += ["--backend", backend]
         self.name = f"{file_io}/{backend}" if backend else file_io
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self.port = None
-        # Read the two start-up lines; a server that exits first leaves EOF.
-        while len(self.lines) < 2:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            m = re.search(r"listening on http://[\d.]+:(\d+)/", line)
-            if m:
-                self.port = int(m.group(1))
-
-    def output(self):
-        return "".join(self.lines)
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            out, _ = self.process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, _ = self.process.communicate()
-            return None, self.output() + (out or "")
-        return self.process.returncode, self.output() + (out or "")
-
-    def descriptors(self):
-        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
-
-    def rss(self):
-        with open(f"/proc/{self.process.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
-    def cpu_ticks(self):
-        with open(f"/proc/{self.process.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
+        super().__init__(command, started=lambda server: len(server.lines) >= 2)
 
 
 def request(port, method, path, headers=None):
@@ -280,8 +197,7 @@ def wrk(server):
 
 def command_line(binary, root, top):
     """Bad arguments and a missing root are refused with a message."""
-    global CURRENT
-    CURRENT = "command line"
+    harness.CURRENT = "command line"
     for bad in (["--root", root, "--file-io", "disk"], ["--root", root, "--backend", "nope"],
                 ["--root", root, "--file-io", "nio", "--backend", "auto"], ["--root", root, "--port", "70000"],
                 ["--port", "0"]):
@@ -298,17 +214,16 @@ def main(name, binary, argv, cases, differences, compared):
     """Per backend: a `--file-io laio` server beside one `--file-io nio` server,
     `compare(cases(nio_port))`, `differences(nio, laio)`, then the large file, the stalled
     reader, the resets and wrk; last the large file, resets and wrk of the nio server."""
-    global CURRENT
     top, root = make_root(f"{name}-")
     nio = None
     try:
         command_line(binary, root, top)
-        CURRENT = "nio"
+        harness.CURRENT = "nio"
         nio = Server(binary, root, "nio")
         if not check(nio.port, f"the nio server started: {nio.output()}"):
             return
-        for backend in backends(argv):
-            CURRENT = f"laio/{backend}"
+        for backend in harness.backend_words(argv):
+            harness.CURRENT = f"laio/{backend}"
             print(f"== {name} --file-io laio --backend {backend} ==", flush=True)
             laio = Server(binary, root, "laio", backend)
             if not laio.port:
@@ -330,19 +245,14 @@ def main(name, binary, argv, cases, differences, compared):
             finally:
                 status, output = laio.stop()
                 check(status == 0, f"ends with status 0 on SIGTERM: {status} {output[-2000:]}")
-        CURRENT = "nio"
+        harness.CURRENT = "nio"
         curl_huge(nio, top)
         resets(nio)
         wrk(nio)
     finally:
         if nio:
             status, output = nio.stop()
-            CURRENT = "nio"
+            harness.CURRENT = "nio"
             check(status == 0, f"ends with status 0 on SIGTERM: {status} {output[-2000:]}")
         shutil.rmtree(top, ignore_errors=True)
-    for skip in skips:
-        print(f"SKIP {skip}")
-    print(f"{name}: {checks} checks, {len(failures)} failed, {len(skips)} skipped")
-    for failure in failures:
-        print(f"FAIL {failure}")
-    sys.exit(1 if failures else 0)
+    harness.summary(name)

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import HTTPParsing
 import LAIO
 
 /// The access log (`--access-log`): a line per response in common log format, also for a

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import HTTPParsing
 import LAIO
 
 /// What a connection is doing.

@@ -1,12 +1,13 @@
-// libFuzzer entry point for laio-httpd's request parser (Sources/laio-httpd/HTTP.swift,
-// compiled in beside this file by scripts/fuzz). Besides "does not crash", it checks what
-// the server relies on: a request's consumed length is inside the input, its path is
+// libFuzzer entry point for laio-httpd's request parser (the HTTPParsing target, built with
+// fuzzer instrumentation and linked with this file by scripts/fuzz). Besides "does not
+// crash", it checks what the server relies on: a request's consumed length is inside the input, its path is
 // normalized (no empty, "." or ".." segment, no leading slash, no NUL or control byte), a
 // parsed range is well-formed and resolves inside any file size, and the same input parses
 // the same way twice.
 #if canImport(Glibc)
 import Glibc
 #endif
+import HTTPParsing
 
 func check(_ condition: Bool, _ message: @autoclosure () -> String) {
     if !condition {

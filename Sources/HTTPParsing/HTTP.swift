@@ -6,16 +6,18 @@ import Musl
 import CHTTPD
 
 // HTTP/1.x for a static file server: request parsing over raw bytes (no allocation on the
-// common path but the decoded path), status lines, dates, content types and ranges.
+// common path but the decoded path), status lines, dates, content types and ranges. A module
+// of its own so that laio-httpd, the fuzzer (scripts/fuzz) and HTTPParsingTests use one copy;
+// its names are `package`, not public: it is no product of swift-laio.
 
 /// A response status laio-httpd sends.
-enum Status: Int, Error {
+package enum Status: Int, Error {
     case ok = 200, partialContent = 206, notModified = 304
     case badRequest = 400, forbidden = 403, notFound = 404, methodNotAllowed = 405
     case uriTooLong = 414, rangeNotSatisfiable = 416, headersTooLarge = 431
     case internalError = 500, notImplemented = 501, unavailable = 503, versionNotSupported = 505
 
-    var reason: String {
+    package var reason: String {
         switch self {
         case .ok: "OK"
         case .partialContent: "Partial Content"
@@ -35,7 +37,7 @@ enum Status: Int, Error {
     }
 
     /// After these the request's framing cannot be trusted: the connection closes.
-    var closesConnection: Bool {
+    package var closesConnection: Bool {
         switch self {
         case .badRequest, .uriTooLong, .headersTooLarge, .versionNotSupported, .notImplemented, .internalError, .unavailable: true
         default: false
@@ -44,13 +46,13 @@ enum Status: Int, Error {
 }
 
 /// A byte range asked for with `Range: bytes=...` (one range only).
-enum RangeRequest: Equatable {
+package enum RangeRequest: Equatable {
     case fromTo(Int64, Int64)   // bytes=a-b
     case from(Int64)            // bytes=a-
     case suffix(Int64)          // bytes=-n
 
     /// The first and last byte for a file of `size` bytes, or nil when unsatisfiable.
-    func resolve(size: Int64) -> (first: Int64, last: Int64)? {
+    package func resolve(size: Int64) -> (first: Int64, last: Int64)? {
         switch self {
         case let .fromTo(a, b): return a < size && a <= b ? (a, min(b, size - 1)) : nil
         case let .from(a): return a < size ? (a, size - 1) : nil
@@ -60,7 +62,7 @@ enum RangeRequest: Equatable {
 
     /// Parses the value of a Range header; nil for anything but one well-formed byte range
     /// (several ranges, other units and bad syntax are ignored: the whole file is sent).
-    init?(header value: UnsafeRawBufferPointer) {
+    package init?(header value: UnsafeRawBufferPointer) {
         let prefix = Array("bytes=".utf8)
         guard value.count > prefix.count, value.prefix(prefix.count).elementsEqual(prefix) else { return nil }
         let spec = UnsafeRawBufferPointer(rebasing: value[(value.startIndex + prefix.count)...])
@@ -88,19 +90,21 @@ func parseDecimal(_ bytes: UnsafeRawBufferPointer) -> Int64? {
 }
 
 /// One parsed request.
-struct Request {
-    var isHead = false
+package struct Request {
+    package var isHead = false
     /// The decoded, normalized path below the root, without a leading slash ("" is the root).
-    var path: [UInt8] = []
-    var isHTTP10 = false
-    var keepAlive = true
-    var ifModifiedSince: Int? = nil
-    var range: RangeRequest? = nil
+    package var path: [UInt8] = []
+    package var isHTTP10 = false
+    package var keepAlive = true
+    package var ifModifiedSince: Int? = nil
+    package var range: RangeRequest? = nil
     /// The request line as sent (for the access log).
-    var line: String = ""
+    package var line: String = ""
+
+    package init() {}
 }
 
-enum ParseOutcome {
+package enum ParseOutcome {
     /// More bytes are needed.
     case incomplete
     /// A request, and how many bytes of the buffer it took.
@@ -109,11 +113,11 @@ enum ParseOutcome {
     case failure(Status)
 }
 
-enum HTTPParser {
-    static let maximumTarget = 8192
+package enum HTTPParser {
+    package static let maximumTarget = 8192
 
     /// Parses one request at the start of `buffer` (which may hold more: pipelining).
-    static func parse(_ buffer: UnsafeRawBufferPointer, logLine: Bool) -> ParseOutcome {
+    package static func parse(_ buffer: UnsafeRawBufferPointer, logLine: Bool) -> ParseOutcome {
         let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
         var start = 0
         // Empty lines before a request are ignored (RFC 9112 2.2).
@@ -187,7 +191,7 @@ enum HTTPParser {
 
 extension HTTPParser {
     /// METHOD SP request-target SP HTTP-version. Returns the error status, or nil.
-    static func parseRequestLine(_ line: UnsafeRawBufferPointer, into request: inout Request) -> Status? {
+    package static func parseRequestLine(_ line: UnsafeRawBufferPointer, into request: inout Request) -> Status? {
         let space = UInt8(ascii: " ")
         guard let firstSpace = line.firstIndex(of: space),
               let lastSpace = line.lastIndex(of: space), lastSpace > firstSpace else { return .badRequest }
@@ -222,7 +226,7 @@ extension HTTPParser {
 
     /// The target's path, percent-decoded and normalized: no empty or "." segments, ".."
     /// applied (above the root is 403), no NUL or control characters (400).
-    static func decodePath(_ target: UnsafeRawBufferPointer) -> Result<[UInt8], Status> {
+    package static func decodePath(_ target: UnsafeRawBufferPointer) -> Result<[UInt8], Status> {
         var rest = target
         // absolute-form: http://authority/path
         if rest.count >= 7, equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: rest.prefix(7)), "http://") {
@@ -305,9 +309,9 @@ func trimmed(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
 }
 
 /// IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the only date form laio-httpd sends.
-enum HTTPDate {
-    static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+package enum HTTPDate {
+    package static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    package static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     /// The broken-down UTC time of `seconds` since the epoch.
     private static func utc(_ seconds: Int) -> tm {
@@ -320,21 +324,21 @@ enum HTTPDate {
     /// Two digits, zero-padded.
     private static func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
 
-    static func format(_ seconds: Int) -> String {
+    package static func format(_ seconds: Int) -> String {
         let parts = utc(seconds)
         return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 
     /// The access log's time: "27/Nov/2026:00:01:44 +0000".
-    static func commonLogFormat(_ seconds: Int) -> String {
+    package static func commonLogFormat(_ seconds: Int) -> String {
         let parts = utc(seconds)
         return "\(two(parts.tm_mday))/\(months[Int(parts.tm_mon)])/\(parts.tm_year + 1900):"
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
     }
 
     /// Seconds since the epoch of an IMF-fixdate; nil for other forms (then the header is ignored).
-    static func parse(_ value: UnsafeRawBufferPointer) -> Int? {
+    package static func parse(_ value: UnsafeRawBufferPointer) -> Int? {
         guard value.count == 29, value[3] == UInt8(ascii: ","), value[25...].elementsEqual(" GMT".utf8) else { return nil }
         func number(_ from: Int, _ count: Int) -> Int32? {
             parseDecimal(UnsafeRawBufferPointer(rebasing: value[from..<(from + count)])).map { Int32($0) }
@@ -354,8 +358,8 @@ enum HTTPDate {
 }
 
 /// Content-Type by file extension.
-enum ContentType {
-    static let byExtension: [String: String] = [
+package enum ContentType {
+    package static let byExtension: [String: String] = [
         "html": "text/html; charset=utf-8", "htm": "text/html; charset=utf-8", "css": "text/css; charset=utf-8",
         "js": "text/javascript; charset=utf-8", "mjs": "text/javascript; charset=utf-8",
         "json": "application/json", "txt": "text/plain; charset=utf-8", "xml": "application/xml",
@@ -364,9 +368,9 @@ enum ContentType {
         "mp4": "video/mp4", "webm": "video/webm", "mp3": "audio/mpeg", "woff": "font/woff", "woff2": "font/woff2",
         "zip": "application/zip", "gz": "application/gzip", "tar": "application/x-tar", "md": "text/markdown; charset=utf-8",
     ]
-    static let fallback = "application/octet-stream"
+    package static let fallback = "application/octet-stream"
 
-    static func of(path: [UInt8]) -> String {
+    package static func of(path: [UInt8]) -> String {
         guard let dot = path.lastIndex(of: UInt8(ascii: ".")), !path[dot...].contains(UInt8(ascii: "/")) else { return fallback }
         let ext = String(decoding: path[(dot + 1)...], as: UTF8.self).lowercased()
         return byExtension[ext] ?? fallback
