@@ -63,6 +63,9 @@ let package = Package(
         // exactly-once collection of completions, which backends start here. A plain target
         // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.
         .target(name: "LAIOTestSupport", dependencies: ["LAIO"], path: "Tests/LAIOTestSupport"),
+        // The vocabulary alone, without a backend or a context: the completion queue, the FIFO,
+        // the handle layout, `canonical`, the statx-to-stat conversion.
+        .testTarget(name: "LAIOCoreTests", dependencies: ["LAIOCore", "CLinuxShims"]),
         .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOTestSupport", "CLinuxShims"]),
         // The facade's own tests: the auto strategy.
         .testTarget(name: "LAIOTests", dependencies: ["LAIO", "LAIOTestSupport"]),
