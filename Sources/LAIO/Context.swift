@@ -4,6 +4,8 @@ import Glibc
 import Musl
 #endif
 import CLinuxShims
+import LAIOAuto
+import LAIOBlocking
 import LAIOCore
 import LAIOThreads
 import LAIOUring
@@ -25,6 +27,7 @@ import Synchronization
 @_exported import enum LAIOCore.ProcessLimits
 @_exported import struct LAIOUring.UringSettings
 @_exported import struct LAIOUring.UringSetupFlags
+@_exported import struct LAIOAuto.AutoSettings
 // swift-system's vocabulary for what the operations take and the errors they give.
 @_exported import struct SystemPackage.Errno
 @_exported import struct SystemPackage.FileDescriptor
@@ -119,7 +122,7 @@ public final class Context: Sendable {
             queue = try CompletionQueue(capacity: max(capacity, 1))
             backend = switch kind {
             case .auto: try AutoBackend(settings: auto, threads: chosenThreads, uring: uring, completions: queue,
-                                        cancelSignal: signal)
+                                        cancelSignal: signal, explainSetupFailure: ContextError.uringCause)
             case .uring: try UringBackend(settings: uring, completions: queue)
             case .threads: try ThreadPoolBackend(settings: threads, completions: queue, cancelSignal: signal)
             case .blocking: BlockingBackend()

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLinuxShims
 @testable import LAIO
+import LAIOAuto
 import LAIOTestSupport
 import Synchronization
 import Testing
