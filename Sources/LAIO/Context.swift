@@ -70,8 +70,7 @@ public final class Context: Sendable {
 
     /// Creates a context on `backend` (default: `LAIO_BACKEND`, else `.auto`).
     ///
-    /// Throws `ContextError.unknownBackend` for a bad `LAIO_BACKEND` word,
-    /// `.backendUnavailable` when the backend cannot run here (with the reason), and
+    /// Throws `ContextError.unknownBackend` for a bad `LAIO_BACKEND` word and
     /// `.setupFailed` with the errno of a failed setup (for `uring`: ENOSYS, no io_uring in
     /// this kernel; EPERM, blocked by seccomp or kernel.io_uring_disabled; ENOMEM,
     /// RLIMIT_MEMLOCK too low on kernels before 5.12).

@@ -50,7 +50,6 @@ extension ContextError {
     var errno: Int32 {
         switch self {
         case .unknownBackend: EINVAL
-        case .backendUnavailable: ENOSYS
         case let .setupFailed(_, error): error.rawValue
         case .cancelSignalTaken: EBUSY
         case .invalidCancelSignal: EINVAL
