@@ -74,7 +74,7 @@ let package = Package(
         // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.
         .target(name: "LAIOTestSupport", dependencies: ["LAIO"], path: "Tests/LAIOTestSupport"),
         // The vocabulary alone, without a backend or a context: the completion queue, the FIFO,
-        // the handle layout, `canonical`, the statx-to-stat conversion.
+        // the handle layout, `canonical`, the statx-to-stat conversion, the clock.
         .testTarget(name: "LAIOCoreTests", dependencies: ["LAIOCore", "CLinuxShims"]),
         // One contract, every backend that starts here: files, sockets, cancel and close,
         // async calls, signals, exited threads, crowds, faults of the storage (faultfs, FUSE),
