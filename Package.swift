@@ -37,21 +37,31 @@ let package = Package(
         // numbers) and the library's few calls in C (signals, non-blocking forms, statx to
         // stat, thread marks, fork generations).
         .target(name: "CLinuxShims"),
-        // The vocabulary: operations, handles, completions, routes, the Backend protocol,
-        // the completion queue and its notification fd.
+        // The vocabulary and what every backend shares: operations and their system calls,
+        // handles, completions, routes, the Backend protocol, the completion queue and its
+        // notification fd, the FIFO, locks, the clock, the library's own syscalls
+        // (Housekeeping: one EINTR policy).
         .target(name: "LAIOCore", dependencies: ["CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]),
-        // The eager thread-pool backend (liblaiogen's design) with a lazy window.
+        // The `blocking` baseline: every call inline on the caller's thread.
+        .target(name: "LAIOBlocking", dependencies: ["LAIOCore"]),
+        // The `threads` backend: the eager thread pool (liblaiogen's design) with a lazy window.
         .target(name: "LAIOThreads", dependencies: ["LAIOCore", "CLinuxShims"]),
-        // The io_uring backend: laziness from the kernel itself.
+        // The `uring` backend: laziness from the kernel itself.
         .target(name: "LAIOUring", dependencies: ["LAIOCore", "CLiburing", "CLinuxShims"]),
-        // The facade: contexts, backend choice, poll.
-        .target(name: "LAIO", dependencies: ["LAIOCore", "LAIOThreads", "LAIOUring", "CLinuxShims"]),
+        // The `auto` strategy over the io_uring and thread-pool backends: a route per kind of
+        // operation, non-blocking tries inline first.
+        .target(name: "LAIOAuto", dependencies: ["LAIOCore", "LAIOThreads", "LAIOUring", "CLinuxShims",
+                                                 .product(name: "SystemPackage", package: "swift-system")]),
+        // The facade: contexts, backend choice, submit and poll, awaiting calls, setup errors;
+        // it re-exports the public vocabulary of the modules below it.
+        .target(name: "LAIO", dependencies: ["LAIOCore", "LAIOBlocking", "LAIOThreads", "LAIOUring", "LAIOAuto", "CLinuxShims"]),
         // The C ABI: laio.h and the variadic laio_syscall in C, over the Swift half in `laio`.
         .target(name: "CLAIO"),
         .target(name: "laio", dependencies: ["CLAIO", "LAIO", "CLinuxShims"]),
         // The executables' shared command-line words: `--backend WORD` and `--backend all|WORD`,
         // and usage errors that exit with status 2.
         .target(name: "LAIOArguments", dependencies: ["LAIO", argumentParser]),
+        // The same workloads on every backend, printed as a comparison table.
         .executableTarget(name: "laio-demo", dependencies: ["LAIO", "LAIOArguments", argumentParser]),
         // Many operations of mixed kinds in flight with cancels racing: nothing lost or leaked.
         // Its heap counter (mallinfo2) is its own.
@@ -70,9 +80,17 @@ let package = Package(
         // exactly-once collection of completions, which backends start here. A plain target
         // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.
         .target(name: "LAIOTestSupport", dependencies: ["LAIO"], path: "Tests/LAIOTestSupport"),
+        // The vocabulary alone, without a backend or a context: the completion queue, the FIFO,
+        // the handle layout, `canonical`, the statx-to-stat conversion, the clock.
+        .testTarget(name: "LAIOCoreTests", dependencies: ["LAIOCore", "CLinuxShims"]),
+        // One contract, every backend that starts here: files, sockets, cancel and close,
+        // async calls, signals, exited threads, crowds, faults of the storage (faultfs, FUSE),
+        // io_uring blocked, fork.
         .testTarget(name: "LAIOConformanceTests", dependencies: ["LAIO", "LAIOTestSupport", "CLinuxShims"]),
-        // The facade's own tests: the auto strategy.
-        .testTarget(name: "LAIOTests", dependencies: ["LAIO", "LAIOTestSupport"]),
+        // Each backend's own tests, beyond the conformance suite, through a context: `auto`'s
+        // routes, counts, refusals and fallback; the pool's lazy window and growth; the ring's
+        // setup, bounds and refusals.
+        .testTarget(name: "LAIOAutoTests", dependencies: ["LAIO", "LAIOAuto", "LAIOTestSupport"]),
         .testTarget(name: "LAIOThreadsTests", dependencies: ["LAIO", "LAIOTestSupport"]),
         // laio-httpd's request parser alone: requests, ranges, dates and bad input, no server.
         .testTarget(name: "HTTPParsingTests", dependencies: ["HTTPParsing"]),

@@ -62,12 +62,12 @@ int laio_pollfd(void) {
 }
 
 const char *laio_backend(void) {
-    // In the order of Swift's BackendKind.allCases.
-    static const char *const names[] = {"auto", "uring", "threads", "blocking"};
-    int index = laio_swift_backend();
-    if (index < 0) {
-        fail(index);
+    // The name is Swift's BackendKind raw value, kept for the life of the process.
+    const char *name = NULL;
+    int result = laio_swift_backend(&name);
+    if (result < 0) {
+        fail(result);
         return NULL;
     }
-    return index < (int)(sizeof names / sizeof names[0]) ? names[index] : NULL;
+    return name;
 }

@@ -9,6 +9,7 @@ long laio_swift_syscall(long number, const long arguments[6], void **handle);
 int laio_swift_poll(struct laio_completion *completions, int count, int wait, long seconds, long nanoseconds);
 int laio_swift_cancel(void *handle);
 int laio_swift_pollfd(void);
-int laio_swift_backend(void);
+/* Sets *name to the backend's word (a string kept for the life of the process). */
+int laio_swift_backend(const char **name);
 
 #endif

@@ -47,9 +47,9 @@ public enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible
 public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The backend word is not one of `auto`, `uring`, `threads`, `blocking`.
     case unknownBackend(String)
-    /// The backend cannot run here; `reason` says why. Never replaced by another backend.
-    case backendUnavailable(BackendKind, reason: String)
-    /// Setting up the backend or the completion queue failed with this errno.
+    /// Setting up the backend or the completion queue failed with this errno: a backend that
+    /// cannot run here fails so (for `uring`, the description names the cause), and is never
+    /// replaced by another backend.
     case setupFailed(BackendKind, Errno)
     /// The cancel signal (`Context.init(cancelSignal:)`, `LAIO_CANCEL_SIGNAL`) already has a
     /// handler of the application, which LAIO never replaces: choose another signal. The
@@ -64,8 +64,6 @@ public enum ContextError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .unknownBackend(word):
             let valid = BackendKind.allCases.map(\.rawValue).joined(separator: ", ")
             return "unknown LAIO backend '\(word)'; valid backends: \(valid)"
-        case let .backendUnavailable(kind, reason):
-            return "LAIO backend '\(kind)' is not available: \(reason)"
         case let .setupFailed(kind, errno):
             let cause = kind == .uring || kind == .auto ? UringBackend.setupFailureCause(errno) : nil
             return "LAIO backend '\(kind)' failed to start: \(errno) (errno \(errno.rawValue))" + (cause.map { "; \($0)" } ?? "")

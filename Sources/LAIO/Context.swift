@@ -4,6 +4,8 @@ import Glibc
 import Musl
 #endif
 import CLinuxShims
+import LAIOAuto
+import LAIOBlocking
 import LAIOCore
 import LAIOThreads
 import LAIOUring
@@ -25,6 +27,7 @@ import Synchronization
 @_exported import enum LAIOCore.ProcessLimits
 @_exported import struct LAIOUring.UringSettings
 @_exported import struct LAIOUring.UringSetupFlags
+@_exported import struct LAIOAuto.AutoSettings
 // swift-system's vocabulary for what the operations take and the errors they give.
 @_exported import struct SystemPackage.Errno
 @_exported import struct SystemPackage.FileDescriptor
@@ -67,8 +70,7 @@ public final class Context: Sendable {
 
     /// Creates a context on `backend` (default: `LAIO_BACKEND`, else `.auto`).
     ///
-    /// Throws `ContextError.unknownBackend` for a bad `LAIO_BACKEND` word,
-    /// `.backendUnavailable` when the backend cannot run here (with the reason), and
+    /// Throws `ContextError.unknownBackend` for a bad `LAIO_BACKEND` word and
     /// `.setupFailed` with the errno of a failed setup (for `uring`: ENOSYS, no io_uring in
     /// this kernel; EPERM, blocked by seccomp or kernel.io_uring_disabled; ENOMEM,
     /// RLIMIT_MEMLOCK too low on kernels before 5.12).

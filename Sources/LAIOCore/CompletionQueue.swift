@@ -10,9 +10,13 @@ import SystemPackage
 /// The one queue through which every background completion of a context reaches `poll`,
 /// with a notification descriptor that is readable exactly while completions wait.
 ///
-/// Memory is bounded by credits: a backend takes one (`reserve`) before an operation may go
-/// to the background and the credit returns when `poll` hands the completion out, so the
-/// queue never holds more than `capacity` completions.
+/// Memory is bounded by credits: a backend takes one before an operation may go to the
+/// background and the credit returns when `poll` hands the completion out (or its task
+/// takes it). `reserve` never lets more than `capacity` be outstanding. A backend that looks
+/// first (`hasCredit`) and takes later (`take`) may overshoot: each submitter that looked
+/// while another was between its look and its take adds at most one, so the queue holds at
+/// most `capacity` completions plus one per such concurrent submitter (`auto` shares one
+/// queue between its ring and its pool). The FIFOs grow past their first size as needed.
 ///
 /// A background call a task awaits (`Context.perform`) is *claimed*: its backend calls
 /// `claim` with its handle before the call can finish, and its completion then goes to
@@ -21,10 +25,10 @@ import SystemPackage
 package final class CompletionQueue: Sendable {
     private struct State {
         var pending = FIFO<Completion>(initialCapacity: 64)
-        /// Claimed calls by handle (at most `capacity`: each holds a credit).
+        /// Claimed calls by handle (each holds a credit).
         var claims: [Handle: Claim] = [:]
         /// Tasks whose call finished, to be resumed once the caller's locks are released
-        /// (`resumeDeferred`). At most `capacity` (one per claim).
+        /// (`resumeDeferred`). One per claim at most.
         var deferred = FIFO<(Continuation, Result<Int, Errno>)>(initialCapacity: 16)
         /// Tasks waiting for a free credit (`waitForRoom`), first come first served.
         var roomWaiters = FIFO<RoomWaiter>(initialCapacity: 16)
@@ -235,6 +239,9 @@ package final class CompletionQueue: Sendable {
 
     /// Whether tasks wait for room (a new waiter queues behind them).
     package var hasRoomWaiters: Bool { roomWaiting.load(ordering: .relaxed) > 0 }
+
+    /// How many tasks wait for room now.
+    package var roomWaiterCount: Int { roomWaiting.load(ordering: .sequentiallyConsistent) }
 
     /// Suspends until a credit comes back, the task is cancelled (when `cancellable`), or
     /// `closeRoom` runs; in

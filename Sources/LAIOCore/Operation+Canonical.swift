@@ -11,11 +11,14 @@ extension Operation {
     package static func hasTypedForm(_ number: Int) -> Bool { typedNumbers.contains(number) }
 
     // Every number whose raw call, with non-null pointers and small counts, becomes typed.
+    // Two probes: the fifth argument is a pointer for statx (it must be non-null) and the
+    // flags for renameat2 (it must be zero). The fourth is openat2's size of `open_how`.
     private static let typedNumbers: Set<Int> = Set((0..<1024).filter { number in
-        if case .syscall = Operation.syscall(number: number, arguments: SyscallArguments(8, 8, 8, 8, 0, 8)).canonical {
-            return false
+        let size = MemoryLayout<open_how>.size
+        return [SyscallArguments(8, 8, 8, size, 0, 8), SyscallArguments(8, 8, 8, size, 8, 8)].contains { arguments in
+            if case .syscall = Operation.syscall(number: number, arguments: arguments).canonical { return false }
+            return true
         }
-        return true
     })
 
     /// The typed form of a raw `.syscall` whose number LAIO knows (`SYS_pread64` becomes

@@ -74,7 +74,7 @@ func randomReads(_ laio: Context, fd: Int32, offsets: [Int64], depth: Int) throw
     var completions: [Completion] = []
     completions.reserveCapacity(depth)
     var next = 0, done = 0
-    let start = monotonicNanoseconds()
+    let start = SuspendingClock.now
     while done < offsets.count {
         while next < offsets.count, let index = freeBuffers.popLast() {
             let buffer = UnsafeMutableRawBufferPointer(rebasing: buffers[index * 4096..<(index + 1) * 4096])
@@ -98,7 +98,7 @@ func randomReads(_ laio: Context, fd: Int32, offsets: [Int64], depth: Int) throw
             }
         }
     }
-    return Double(offsets.count) * 1e9 / Double(monotonicNanoseconds() - start)
+    return Double(offsets.count) / ((SuspendingClock.now - start) / .seconds(1))
 }
 
 /// Runs fio's random-read job and returns its reads per second.

@@ -16,7 +16,7 @@ func cachedReads(_ laio: Context, fd: Int32, offsets: [Int64]) throws -> CachedR
     var synchronous = 0
     var completions: [Completion] = []
     completions.reserveCapacity(4)
-    let start = monotonicNanoseconds()
+    let start = SuspendingClock.now
     for offset in offsets {
         switch try laio.submit(.pread(fd: fd, buffer: buffer, offset: offset)) {
         case .completed(let result):
@@ -27,8 +27,8 @@ func cachedReads(_ laio: Context, fd: Int32, offsets: [Int64]) throws -> CachedR
             _ = try laio.poll(into: &completions, maximum: 1, timeout: nil)
         }
     }
-    let elapsed = monotonicNanoseconds() - start
-    return CachedReadFigures(nanosecondsPerCall: Double(elapsed) / Double(offsets.count),
+    let elapsed = (SuspendingClock.now - start) / .nanoseconds(1)
+    return CachedReadFigures(nanosecondsPerCall: elapsed / Double(offsets.count),
                              synchronousFraction: Double(synchronous) / Double(offsets.count))
 }
 
@@ -36,18 +36,18 @@ func cachedReads(_ laio: Context, fd: Int32, offsets: [Int64]) throws -> CachedR
 func rawCachedReads(fd: Int32, offsets: [Int64]) -> Double {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
     defer { buffer.deallocate() }
-    let start = monotonicNanoseconds()
+    let start = SuspendingClock.now
     for offset in offsets { _ = pread(fd, buffer.baseAddress, 4096, off_t(offset)) }
-    return Double(monotonicNanoseconds() - start) / Double(offsets.count)
+    return (SuspendingClock.now - start) / .nanoseconds(1) / Double(offsets.count)
 }
 
 /// Random reads with pread(2) directly, one at a time; returns reads per second.
 func rawRandomReads(fd: Int32, offsets: [Int64]) -> Double {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
     defer { buffer.deallocate() }
-    let start = monotonicNanoseconds()
+    let start = SuspendingClock.now
     for offset in offsets { _ = pread(fd, buffer.baseAddress, 4096, off_t(offset)) }
-    return Double(offsets.count) * 1e9 / Double(monotonicNanoseconds() - start)
+    return Double(offsets.count) / ((SuspendingClock.now - start) / .seconds(1))
 }
 
 /// Pipe round trips: write a byte to an echo thread through LAIO and read its answer
@@ -63,7 +63,7 @@ func pipeRoundTrips(_ laio: Context?, count: Int) throws -> Double {
     byte[0] = 1
     var completions: [Completion] = []
     completions.reserveCapacity(4)
-    let start = monotonicNanoseconds()
+    let start = SuspendingClock.now
     for _ in 0..<count {
         if let laio {
             for operation in [Operation.write(fd: toEcho[1], buffer: UnsafeRawBufferPointer(byte)),
@@ -78,10 +78,10 @@ func pipeRoundTrips(_ laio: Context?, count: Int) throws -> Double {
             _ = Glibc.read(fromEcho[0], byte.baseAddress, 1)
         }
     }
-    let elapsed = monotonicNanoseconds() - start
+    let elapsed = (SuspendingClock.now - start) / .nanoseconds(1)
     byte[0] = 0  // tells the echo thread to stop
     _ = Glibc.write(toEcho[1], byte.baseAddress, 1)
-    return Double(elapsed) / Double(count) / 1000
+    return elapsed / Double(count) / 1000
 }
 
 /// Copies bytes from `input` to `output` until it reads a zero byte.

@@ -267,12 +267,15 @@ enum ServerError: Error, CustomStringConvertible {
     }
 }
 
-/// Nanoseconds on CLOCK_MONOTONIC: the clock of deadlines, sweeps and accept pauses.
+/// Nanoseconds on the standard library's monotonic clock (CLOCK_MONOTONIC) since its first
+/// reading here: the clock of deadlines, sweeps and accept pauses, kept as integers.
 func monotonicNow() -> Int64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    let (seconds, attoseconds) = clockOrigin.duration(to: .now).components
+    return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
 }
+
+/// The first reading of the clock (made on first use).
+private let clockOrigin = SuspendingClock.now
 
 func report(_ text: String) {
     let line = "laio-httpd: \(text)\n"

@@ -123,14 +123,6 @@ final class AwaitingLoad: Sendable {
     }
 }
 
-/// A value handed to tasks whose safety its user ensures.
-struct UnsafeSendable<Value>: @unchecked Sendable {
-    // @unchecked: each buffer is used by one task at a time (the awaited call owns it
-    // until perform returns).
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
-
 /// The semaphore of `AwaitingLoad`.
 struct UnsafeSendablePointer: @unchecked Sendable {
     // @unchecked: a sem_t is made to be shared between threads; it is freed only after

@@ -50,7 +50,6 @@ extension ContextError {
     var errno: Int32 {
         switch self {
         case .unknownBackend: EINVAL
-        case .backendUnavailable: ENOSYS
         case let .setupFailed(_, error): error.rawValue
         case .cancelSignalTaken: EBUSY
         case .invalidCancelSignal: EINVAL
@@ -137,11 +136,22 @@ public func laioSwiftPollfd() -> Int32 {
     }
 }
 
+/// The backend words as C strings, made from `BackendKind`'s raw values (the one list of
+/// them) on first use and kept for the life of the process: laio_backend returns them.
+// nonisolated(unsafe): written once by the global's initializer, only read after, and the
+// strings it points to are never written or freed.
+nonisolated(unsafe) private let backendNames: [BackendKind: UnsafePointer<CChar>] = Dictionary(
+    uniqueKeysWithValues: BackendKind.allCases.map { ($0, UnsafePointer(strdup($0.rawValue)!)) })
+
 @_cdecl("laio_swift_backend")
-public func laioSwiftBackend() -> Int32 {
+public func laioSwiftBackend(_ name: UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Int32 {
     switch currentContext() {
-    case let .success(context): Int32(BackendKind.allCases.firstIndex(of: context.backendKind)!)
-    case let .failure(error): -error.errno
+    case let .success(context):
+        // `name` is the C caller's variable, alive for this call.
+        name.pointee = backendNames[context.backendKind]
+        return 0
+    case let .failure(error):
+        return -error.errno
     }
 }
 

@@ -445,11 +445,3 @@ struct AsyncTests {
         #expect(laio.outstandingCount == 0)
     }
 }
-
-/// A value the test hands to its tasks whose safety the test itself ensures (a buffer the
-/// awaited call alone uses until `perform` returns).
-struct UnsafeSendable<Value>: @unchecked Sendable {
-    // @unchecked: each test uses the value from one task at a time.
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

@@ -115,6 +115,12 @@ struct CancelAndCloseTests {
         #expect(try complete(.close(fd: 99_999), in: laio) == .failure(.badFileDescriptor))
         #expect(try complete(.syscall(number: 100_000), in: laio) == .failure(.noFunction))
         #expect(try complete(.syscall(number: -5), in: laio) == .failure(.noFunction))
+        // A known call whose arguments no typed form holds (statx into a null buffer, its
+        // fifth argument) gets the kernel's EFAULT, not ENOSYS.
+        try "/".withCString { path throws in
+            let arguments = SyscallArguments(Int(AT_FDCWD), Int(bitPattern: path), 0, 0x7ff, 0)
+            #expect(try complete(.syscall(number: SyscallNumber.statx, arguments: arguments), in: laio) == .failure(.badAddress))
+        }
         // A positioned read or write of a pipe has no position to use: ESPIPE, nothing consumed.
         // io_uring ignores the offset on streams instead, so `uring` reads or writes the
         // pipe (its one documented difference from the system calls, shown here); `auto`

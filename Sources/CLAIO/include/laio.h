@@ -105,7 +105,8 @@ int laio_pollfd(void);
 
 /*
  * The backend running this process's calls: "auto", "uring", "threads" or "blocking".
- * NULL with errno if the context could not start. The string is static.
+ * NULL with errno if the context could not start. The string is the library's, kept for
+ * the life of the process: do not free it.
  */
 const char *laio_backend(void);
 

@@ -3,20 +3,10 @@ import Glibc
 #endif
 import CLinuxShims
 @testable import LAIO
+import LAIOAuto
 import LAIOTestSupport
 import Synchronization
 import Testing
-
-/// The errno io_uring is blocked with when the tests run under tools/no-io-uring
-/// (scripts/test sets LAIO_EXPECT_IO_URING_BLOCKED=eperm|enosys), nil otherwise.
-let expectedBlock: Errno? = {
-    guard let value = getenv("LAIO_EXPECT_IO_URING_BLOCKED").map({ String(cString: $0) }) else { return nil }
-    switch value {
-    case "eperm": return .notPermitted
-    case "enosys": return .noFunction
-    default: return nil
-    }
-}()
 
 private let uringAndPool = RoutePlan(inlineFirst: false, destination: .uring)
 
@@ -253,35 +243,7 @@ struct AutoStrategyTests {
     func withoutUring() throws {
         let laio = try Context(backend: .auto, auto: AutoSettings(useUring: false))
         #expect(laio.uringUnavailableReason?.contains("switched off") == true)
-        for kind in OperationKind.allCases {
-            #expect(laio.route(for: kind).destination == .threads, "\(kind)")
-        }
-        try expectPoolOnlyAutoWorks(laio)
-    }
-
-    @Test("with io_uring blocked by seccomp: uring fails at creation naming the cause, auto runs everything on the pool",
-          .enabled(if: expectedBlock != nil, "runs under tools/no-io-uring (scripts/test does that)"))
-    func blockedBySeccomp() throws {
-        let block = try #require(expectedBlock)
-        #expect(throws: ContextError.setupFailed(.uring, block)) { try Context(backend: .uring) }
-        do {
-            _ = try Context(backend: .uring)
-        } catch {
-            let cause = block == .notPermitted ? "seccomp" : "no io_uring"
-            #expect("\(error)".contains(cause), "\(error)")
-        }
-        let laio = try Context(backend: .auto)
-        let reason = try #require(laio.uringUnavailableReason)
-        #expect(reason.contains("\(block)".prefix(6)), "\(reason)")
-        #expect(laio.details.contains("io_uring not used"))
-        for kind in OperationKind.allCases {
-            #expect(laio.route(for: kind).destination == .threads, "\(kind)")
-        }
-        try expectPoolOnlyAutoWorks(laio)
-        for kind: BackendKind in [.threads, .blocking] {
-            let other = try Context(backend: kind)
-            #expect(try complete(.syscall(number: SyscallNumber.getpid), in: other) == .success(Int(getpid())))
-        }
+        try checkPoolOnlyAuto(laio)
     }
 }
 
@@ -370,33 +332,4 @@ func filesOfTheSameNameAreSeparate() throws {
     var buffer = [UInt8](repeating: 0, count: 8192)
     #expect(pread(fd, &buffer, 8192, 0) == 8192)
     #expect(buffer == content)
-}
-
-/// Checks an `auto` context that has no ring: cached reads inline, a blocked read on the
-/// pool (with a tagged handle), completions delivered once.
-private func expectPoolOnlyAutoWorks(_ laio: Context) throws {
-    let (path, content) = try makeFile("auto-pool", bytes: 8192, seed: 9)
-    defer { unlink(path) }
-    let fd = open(path, O_RDONLY)
-    defer { close(fd) }
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
-    defer { buffer.deallocate() }
-    for _ in 0..<50 {
-        let result = try complete(.pread(fd: fd, buffer: buffer, offset: 4096), in: laio)
-        #expect(result == .success(4096))
-    }
-    #expect(Array(buffer) == Array(content[4096...]))
-    #expect((laio.statistics?.inline ?? 0) >= 45)
-
-    let fds = try makePipe()
-    defer { close(fds.0); close(fds.1) }
-    guard case let .inProgress(handle) = try laio.submit(.read(fd: fds.0, buffer: buffer)) else {
-        Issue.record("a read of an empty pipe completed at once")
-        return
-    }
-    #expect(handle.rawValue >> 63 == 1, "pool handles carry bit 63")
-    #expect(write(fds.1, "pong", 4) == 4)
-    #expect(try collect([handle], in: laio)[handle] == .success(4))
-    #expect(laio.statistics?.threadsBackground == 1)
-    #expect(laio.outstandingCount == 0)
 }

@@ -1,3 +1,4 @@
+import LAIOCore
 import Synchronization
 import SystemPackage
 

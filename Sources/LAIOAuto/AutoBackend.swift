@@ -10,40 +10,6 @@ import LAIOUring
 import Synchronization
 import SystemPackage
 
-/// Settings of the `auto` strategy.
-public struct AutoSettings: Sendable, Equatable {
-    /// Kinds first tried on the caller's thread with a form of the call that never waits
-    /// (pread, preadv: preadv2 with RWF_NOWAIT; recv: MSG_DONTWAIT; fstat: statx with
-    /// AT_STATX_DONT_SYNC, only on file systems where that is fstat's own answer: a file on
-    /// FUSE, NFS or SMB, whose fstat asks the server, goes to its route (io_uring would send
-    /// every STATX to its worker threads);
-    /// openat2 with O_NONBLOCK and without O_CREAT/O_TRUNC/O_TMPFILE: RESOLVE_CACHED added,
-    /// the same attempt io_uring makes inline, without the trip through the ring). Only when that answers
-    /// "would block" does the call go on to its route (io_uring or the pool). Kinds outside
-    /// `AutoSettings.inlineCapable` are ignored.
-    public var inlineFirst: Set<OperationKind>
-    /// Whether to use io_uring at all; `false` runs everything on the thread pool, as on a
-    /// machine without io_uring (for comparisons).
-    public var useUring: Bool
-
-    /// The kinds that have a non-blocking form `auto` knows how to try inline.
-    public static let inlineCapable: Set<OperationKind> = [.pread, .preadv, .recv, .fstat, .openat2]
-
-    /// For tests: an answer io_uring is made to give for the calls it matches, to exercise
-    /// the re-run on the pool. Not part of the API; nil outside tests.
-    var ringRefusalForTesting: (@Sendable (Operation) -> Errno?)? = nil
-
-    /// Defaults measured on a 2-core machine (see BENCHMARKS.md, "auto").
-    public init(inlineFirst: Set<OperationKind> = AutoSettings.inlineCapable, useUring: Bool = true) {
-        self.inlineFirst = inlineFirst
-        self.useUring = useUring
-    }
-
-    public static func == (a: AutoSettings, b: AutoSettings) -> Bool {
-        a.inlineFirst == b.inlineFirst && a.useUring == b.useUring
-    }
-}
-
 /// The `auto` strategy: io_uring for every kind of operation the running kernel supports,
 /// the thread pool for the rest (sendfile, raw system calls, opcodes the kernel lacks), and
 /// for everything when io_uring cannot be set up. Some kinds are first tried inline with a
@@ -53,12 +19,12 @@ public struct AutoSettings: Sendable, Equatable {
 /// the route tag (see `Handle`'s layout), ring handles never do, so one handle space covers both. Poll sleeps in ppoll on
 /// the ring's descriptor and the queue's eventfd, which every pool completion signals: one
 /// wait covers both sources.
-final class AutoBackend: Backend, @unchecked Sendable {
+package final class AutoBackend: Backend, @unchecked Sendable {
     // @unchecked: `ring` and `pool` are thread-safe backends; the route masks are immutable;
     // the rest (demotions, refusals, counters) are atomics.
 
-    let ring: UringBackend?
-    let pool: ThreadPoolBackend
+    package let ring: UringBackend?
+    package let pool: ThreadPoolBackend
     /// Why io_uring is not used, when it is not.
     let uringUnavailable: String?
     /// Kinds whose destination is the ring, and kinds tried inline first (bit per kind).
@@ -74,8 +40,8 @@ final class AutoBackend: Backend, @unchecked Sendable {
     /// Starts the pool and, unless io_uring is unavailable (ENOSYS, EPERM, ENOMEM at setup)
     /// or switched off, the ring. Other setup errors are thrown.
     /// `threads` nil: the defaults, or `ThreadPoolSettings.withoutUring` when there is no ring.
-    init(settings: AutoSettings, threads: ThreadPoolSettings?, uring: UringSettings,
-         completions: CompletionQueue, cancelSignal: Int32) throws(Errno) {
+    package init(settings: AutoSettings, threads: ThreadPoolSettings?, uring: UringSettings,
+                 completions: CompletionQueue, cancelSignal: Int32) throws(Errno) {
         var ring: UringBackend? = nil
         var unavailable: String? = nil
         if settings.useUring {
@@ -113,7 +79,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
 
     // MARK: Routing
 
-    func submit(_ operation: Operation, claimed: Bool) throws(Errno) -> Outcome {
+    package func submit(_ operation: Operation, claimed: Bool) throws(Errno) -> Outcome {
         var kind = operation.kind
         var typed = operation
         if kind == .syscall {
@@ -278,7 +244,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
     // MARK: Introspection
 
     /// The route of `kind` now.
-    func route(for kind: OperationKind) -> RoutePlan {
+    package func route(for kind: OperationKind) -> RoutePlan {
         let inline = inlineKinds & kind.bit != 0
         if ringKinds & kind.bit != 0 {
             if demoted.load(ordering: .relaxed) & kind.bit != 0 {
@@ -291,16 +257,16 @@ final class AutoBackend: Backend, @unchecked Sendable {
         return RoutePlan(inlineFirst: inline, destination: .threads)
     }
 
-    var details: String {
+    package var details: String {
         "auto: " + (ring.map { "io_uring (flags \($0.setupFlags), \($0.fileWorkersDetails)) for what it runs, " } ?? "")
             + "thread pool (\(pool.workerCounts.live) workers of at most \(pool.settings.maximumWorkers), idle spin \(pool.settings.idleSpin.nanoseconds / 1000) µs) for "
             + (uringUnavailable.map { "everything; io_uring not used: \($0)" } ?? "the rest")
             + (route(for: .pread).inlineFirst ? "; cached reads tried inline first" : "")
     }
 
-    var uringUnavailableReason: String? { uringUnavailable }
+    package var uringUnavailableReason: String? { uringUnavailable }
 
-    var statistics: RouteStatistics? {
+    package var statistics: RouteStatistics? {
         var s = RouteStatistics()
         s.inline = counters.inline.value
         s.inlineMisses = counters.inlineMisses.value
@@ -314,7 +280,7 @@ final class AutoBackend: Backend, @unchecked Sendable {
 
     // MARK: Cancelling, waiting, closing
 
-    func cancel(_ handle: Handle) throws(Errno) {
+    package func cancel(_ handle: Handle) throws(Errno) {
         if handle.isRouteTagged {
             try pool.cancel(handle)
         } else if let ring {
@@ -324,24 +290,24 @@ final class AutoBackend: Backend, @unchecked Sendable {
         }
     }
 
-    func service() -> Duration? {
+    package func service() -> Duration? {
         let fromPool = pool.service()
         guard let fromRing = ring?.service() else { return fromPool }
         return fromPool.map { min($0, fromRing) } ?? fromRing
     }
 
-    func shutdown() {
+    package func shutdown() {
         ring?.shutdown()
         pool.shutdown()
     }
 
-    var notificationDescriptor: Int32? { ring?.notificationDescriptor }
+    package var notificationDescriptor: Int32? { ring?.notificationDescriptor }
 
     /// The ring's, when io_uring is in use: pool completions are pushed by the workers.
-    var harvestDescriptor: Int32? { ring?.harvestDescriptor }
+    package var harvestDescriptor: Int32? { ring?.harvestDescriptor }
 
     @discardableResult
-    func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
+    package func waitForCompletions(in queue: CompletionQueue, nanoseconds: Int64?) -> Bool {
         if let ring {
             // The ring's wait covers the queue's eventfd, which pool completions signal.
             return ring.waitForCompletions(in: queue, nanoseconds: nanoseconds)
