@@ -69,13 +69,12 @@ struct Server: Sendable {
     let root: FileDescriptor
 
     /// Requests on `connection` until the client closes it or asks to; then closes it.
+    /// Everything a request needs is allocated once per connection: the request and
+    /// response buffers, the path, the open_how and the stat record.
     func serve(_ connection: FileDescriptor) async {
-        let request = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 1)
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 4096)
-        defer {
-            request.deallocate()
-            chunk.deallocate()
-        }
+        let buffers = Buffers()
+        defer { buffers.free() }
+        let request = buffers.request
         var filled = 0
         while true {
             // Until a whole header is in (a pipelined next request stays for its turn).
@@ -86,78 +85,89 @@ struct Server: Sendable {
                 filled += n
                 end = headerEnd(request, filled)
             }
-            guard let end else { return await respondAndClose(connection, status: "431 Request Header Fields Too Large") }
-            let header = String(decoding: request[..<end], as: UTF8.self)
-            let keepAlive = await answer(header, on: connection, chunk: chunk)
+            guard let end else { return await respondAndClose(connection, status: .tooLarge, buffers) }
+            let keepAlive = await answer(UnsafeRawBufferPointer(rebasing: request[..<end]), on: connection, buffers)
             // What came after this request moves to the front.
-            request.copyMemory(from: UnsafeRawBufferPointer(rebasing: request[end..<filled]))
+            if filled > end { request.copyMemory(from: UnsafeRawBufferPointer(rebasing: request[end..<filled])) }
             filled -= end
             if !keepAlive { return await close(connection) }
         }
     }
 
-    /// Answers one request; returns whether the connection stays open.
-    private func answer(_ header: String, on connection: FileDescriptor, chunk: UnsafeMutableRawBufferPointer) async -> Bool {
-        let lines = header.split(separator: "\r\n", omittingEmptySubsequences: false)
-        let parts = lines.first?.split(separator: " ") ?? []
-        guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
-            await respondAndClose(connection, status: "400 Bad Request")
+    /// Answers one request (`header`, up to its blank line); returns whether the connection stays open.
+    private func answer(_ header: UnsafeRawBufferPointer, on connection: FileDescriptor, _ buffers: Buffers) async -> Bool {
+        // The request line: METHOD SP TARGET SP HTTP/1.x CRLF.
+        guard let lineEnd = header.firstIndex(of: 13), let space1 = header[..<lineEnd].firstIndex(of: 32),
+              let space2 = header[(space1 + 1)..<lineEnd].firstIndex(of: 32),
+              lineEnd - space2 - 1 == 8, header[(space2 + 1)..<(space2 + 8)].elementsEqual("HTTP/1.".utf8) else {
+            await respondAndClose(connection, status: .badRequest, buffers)
             return false
         }
-        let method = parts[0]
-        let closing = parts[2] == "HTTP/1.0" || lines.contains { $0.lowercased() == "connection: close" }
-        guard method == "GET" || method == "HEAD" else {
-            return await respond(connection, status: "405 Method Not Allowed", keepAlive: !closing) && !closing
+        let closing = header[space2 + 8] == UInt8(ascii: "0") || contains(header, lowercased: "\r\nconnection: close")
+        let method = header[..<space1]
+        let isHead = method.elementsEqual("HEAD".utf8)
+        guard isHead || method.elementsEqual("GET".utf8) else {
+            return await respond(connection, status: .notAllowed, closing: closing, buffers) && !closing
         }
-        var path = String(parts[1].prefix { $0 != "?" }.drop { $0 == "/" })
-        if path.isEmpty || path.hasSuffix("/") { path += "index.html" }
-        guard let file = try? await laio.open(FilePath(path), .readOnly, options: [.closeOnExec],
-                                               resolve: [.beneath], relativeTo: root) else {
-            return await respond(connection, status: "404 Not Found", keepAlive: !closing) && !closing
+        // The path, relative to the root: the target without its leading slashes and query.
+        var path = header[(space1 + 1)..<space2]
+        while path.first == UInt8(ascii: "/") { path = path.dropFirst() }
+        if let query = path.firstIndex(of: UInt8(ascii: "?")) { path = path[..<query] }
+        let index = path.isEmpty || path.last == UInt8(ascii: "/") ? "index.html".utf8.count : 0
+        guard path.count + index < buffers.path.count else {
+            return await respond(connection, status: .notFound, closing: closing, buffers) && !closing
         }
-        let kept = await send(file, head: method == "HEAD", closing: closing, on: connection, chunk: chunk)
-        try? await laio.close(file)
+        let name = buffers.path
+        UnsafeMutableRawBufferPointer(name).copyMemory(from: UnsafeRawBufferPointer(rebasing: path))
+        if index > 0 { UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(name)[path.count...]).copyBytes(from: "index.html".utf8) }
+        name[path.count + index] = 0
+        let cName = UnsafeRawPointer(name.baseAddress!).assumingMemoryBound(to: CChar.self)
+        guard let opened = try? await laio.perform(.openat2(dirfd: root.rawValue, path: cName, how: buffers.how)) else {
+            return await respond(connection, status: .notFound, closing: closing, buffers) && !closing
+        }
+        let file = Int32(opened)
+        let kept = await send(file, head: isHead, closing: closing, on: connection, buffers)
+        try? await laio.close(FileDescriptor(rawValue: file))
         return kept
     }
 
     /// Answers with `file` (its header only for HEAD); returns whether the connection stays open.
-    private func send(_ file: FileDescriptor, head: Bool, closing: Bool, on connection: FileDescriptor,
-                      chunk: UnsafeMutableRawBufferPointer) async -> Bool {
-        guard let status = try? await laio.stat(file), status.st_mode & S_IFMT == S_IFREG else {
-            return await respond(connection, status: "404 Not Found", keepAlive: !closing) && !closing
+    private func send(_ file: Int32, head: Bool, closing: Bool, on connection: FileDescriptor, _ buffers: Buffers) async -> Bool {
+        guard (try? await laio.perform(.fstat(fd: file, buffer: buffers.status))) != nil,
+              buffers.status.pointee.st_mode & S_IFMT == S_IFREG else {
+            return await respond(connection, status: .notFound, closing: closing, buffers) && !closing
         }
-        let size = Int64(status.st_size)
-        let header = "HTTP/1.1 200 OK\r\nContent-Length: \(size)\r\nContent-Type: application/octet-stream\r\n"
-            + (closing ? "Connection: close\r\n\r\n" : "\r\n")
-        guard await sendAll(Array(header.utf8), on: connection) else { return false }
-        if head { return !closing }
+        let size = Int64(buffers.status.pointee.st_size)
+        let chunk = buffers.response
+        // The header goes out with the first chunk of the body, in one send.
+        var start = writeHeader(.ok, length: size, closing: closing, into: chunk)
         var offset: Int64 = 0
-        while offset < size {
-            let want = Int(min(Int64(chunk.count), size - offset))
-            let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[..<want])
-            guard let n = try? await laio.read(from: file, at: offset, into: slice), n > 0,
-                  await sendAll(UnsafeRawBufferPointer(rebasing: chunk[..<n]), on: connection) else { return false }
+        repeat {
+            let want = head ? 0 : Int(min(Int64(chunk.count - start), size - offset))
+            var n = 0
+            if want > 0 {
+                let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[start..<(start + want)])
+                guard let read = try? await laio.read(from: FileDescriptor(rawValue: file), at: offset, into: slice), read > 0 else {
+                    return false
+                }
+                n = read
+            }
+            guard await sendAll(UnsafeRawBufferPointer(rebasing: chunk[..<(start + n)]), on: connection) else { return false }
             offset += Int64(n)
-        }
+            start = 0
+        } while !head && offset < size
         return !closing
     }
 
     /// A response without a body; returns whether it was sent.
-    private func respond(_ connection: FileDescriptor, status: String, keepAlive: Bool) async -> Bool {
-        let text = "HTTP/1.1 \(status)\r\nContent-Length: 0\r\n" + (keepAlive ? "\r\n" : "Connection: close\r\n\r\n")
-        return await sendAll(Array(text.utf8), on: connection)
+    private func respond(_ connection: FileDescriptor, status: Status, closing: Bool, _ buffers: Buffers) async -> Bool {
+        let count = writeHeader(status, length: 0, closing: closing, into: buffers.response)
+        return await sendAll(UnsafeRawBufferPointer(rebasing: buffers.response[..<count]), on: connection)
     }
 
-    private func respondAndClose(_ connection: FileDescriptor, status: String) async {
-        _ = await respond(connection, status: status, keepAlive: false)
+    private func respondAndClose(_ connection: FileDescriptor, status: Status, _ buffers: Buffers) async {
+        _ = await respond(connection, status: status, closing: true, buffers)
         await close(connection)
-    }
-
-    private func sendAll(_ bytes: [UInt8], on connection: FileDescriptor) async -> Bool {
-        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-        defer { copy.deallocate() }
-        copy.copyBytes(from: bytes)
-        return await sendAll(UnsafeRawBufferPointer(copy), on: connection)
     }
 
     /// Sends all of `bytes` (send may be short); false when the peer is gone.
@@ -173,6 +183,89 @@ struct Server: Sendable {
 
     private func close(_ connection: FileDescriptor) async {
         try? await laio.close(connection)
+    }
+}
+
+/// A connection's memory, allocated once and freed when it ends.
+struct Buffers {
+    let request = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 1)
+    let response = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 4096)
+    let path = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 4096)
+    let how: UnsafeMutablePointer<OpenHow> = {
+        let how = UnsafeMutablePointer<OpenHow>.allocate(capacity: 1)
+        how.initialize(to: OpenHow(flags: O_RDONLY | O_CLOEXEC, resolve: [.beneath]))
+        return how
+    }()
+    let status: UnsafeMutablePointer<stat> = {
+        let status = UnsafeMutablePointer<stat>.allocate(capacity: 1)
+        status.initialize(to: stat())
+        return status
+    }()
+
+    /// Only once every call that used them has returned (perform returns only then).
+    func free() {
+        request.deallocate()
+        response.deallocate()
+        path.deallocate()
+        how.deallocate()
+        status.deallocate()
+    }
+}
+
+/// The status lines laio-flash answers with.
+enum Status {
+    case ok, badRequest, notFound, notAllowed, tooLarge
+
+    var line: StaticString {
+        switch self {
+        case .ok: "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "
+        case .badRequest: "HTTP/1.1 400 Bad Request\r\nContent-Length: "
+        case .notFound: "HTTP/1.1 404 Not Found\r\nContent-Length: "
+        case .notAllowed: "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: "
+        case .tooLarge: "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: "
+        }
+    }
+}
+
+/// Writes a response header with `length` to the front of `buffer`; returns its size.
+func writeHeader(_ status: Status, length: Int64, closing: Bool, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    var count = 0
+    func append(_ text: StaticString) {
+        text.withUTF8Buffer { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: buffer[count...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+            count += bytes.count
+        }
+    }
+    append(status.line)
+    // The decimal digits of the length, most significant first.
+    var digits = 1
+    var rest = length / 10
+    while rest > 0 { digits += 1; rest /= 10 }
+    var value = length
+    for i in stride(from: count + digits - 1, through: count, by: -1) {
+        buffer[i] = UInt8(ascii: "0") + UInt8(value % 10)
+        value /= 10
+    }
+    count += digits
+    append(closing ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
+    return count
+}
+
+/// Whether `header` contains `pattern` (lowercase ASCII), ignoring the case of its letters.
+func contains(_ header: UnsafeRawBufferPointer, lowercased pattern: StaticString) -> Bool {
+    pattern.withUTF8Buffer { pattern in
+        guard header.count >= pattern.count else { return false }
+        for start in 0...(header.count - pattern.count) {
+            var i = 0
+            while i < pattern.count {
+                var byte = header[start + i]
+                if byte >= 65 && byte <= 90 { byte += 32 }
+                if byte != pattern[i] { break }
+                i += 1
+            }
+            if i == pattern.count { return true }
+        }
+        return false
     }
 }
 
