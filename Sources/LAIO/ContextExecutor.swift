@@ -43,7 +43,8 @@ import Synchronization
 /// still used) still run, in order and one at a time, on a short-lived thread that the
 /// executor starts for them and that ends when none is left; they never hang. Only if the
 /// system refuses a new thread (no memory or threads left) does the executor stop the
-/// process, with a message saying so.
+/// process, with a message saying so; so does a job enqueued in a child forked after the
+/// executor was made (its thread did not fork: the child makes a context of its own).
 public final class ContextExecutor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     // @unchecked: `backend`, `completions`, `descriptor` and `wake` are immutable; the job
     // queue and the thread's state are touched only under `state`'s lock; `runner` and
@@ -64,6 +65,8 @@ public final class ContextExecutor: TaskExecutor, SerialExecutor, @unchecked Sen
     private let state = Locked(State())
     /// The executor's serial face, for actors (`asUnownedSerialExecutor`).
     private let serial: ContextSerialExecutor
+    /// The fork generation of the process that made the executor (and its thread).
+    private let forkGeneration = laio_shim_fork_generation()
 
     /// A job, and whether an actor whose executor this is enqueued it (it then runs
     /// isolated to `serial`), or a task that prefers this executor (it runs on it as a
@@ -115,6 +118,10 @@ public final class ContextExecutor: TaskExecutor, SerialExecutor, @unchecked Sen
     }
 
     fileprivate func enqueue(_ job: UnownedJob, isolated: Bool) {
+        // Its thread did not fork: a job queued in a child would never run.
+        if laio_shim_fork_generation() != forkGeneration {
+            fatalError("Context.executor: used in a child forked after it was made; make a new context in the child")
+        }
         enqueued.add(1, ordering: .relaxed)
         let signal = state.withLock { state -> Bool in
             state.jobs.append(Entry(job: job, isolated: isolated))
