@@ -8,7 +8,8 @@
 //
 //   laio-flash --root DIR [--port N] [--backend WORD]
 //
-// It prints "laio-flash: listening on 127.0.0.1:PORT" once it accepts. On `blocking`
+// It prints "laio-flash: listening on 127.0.0.1:PORT" once it accepts; SIGINT or SIGTERM
+// closes the context (cancelling every call in flight, so the port is free) and exits. On `blocking`
 // every call runs inline on the executor's thread, so it serves one connection at a time:
 // the baseline that shows what the other backends are for.
 #if canImport(Glibc)
@@ -40,6 +41,7 @@ struct Flash: AsyncParsableCommand {
         let listener = try listen(port: port)
         print("laio-flash: listening on 127.0.0.1:\(boundPort(listener)), backend \(laio.backendKind.rawValue)")
         fflush(nil)
+        stopOnSignal(laio)
         let server = Server(laio: laio, root: FileDescriptor(rawValue: directory))
         await withTaskExecutorPreference(laio.executor) {
             // Child tasks inherit the preference: every connection runs on the executor.
@@ -276,6 +278,55 @@ func headerEnd(_ buffer: UnsafeMutableRawBufferPointer, _ filled: Int) -> Int? {
         return i + 4
     }
     return nil
+}
+
+/// The pipe SIGINT and SIGTERM write to (the write end; -1 until `stopOnSignal`).
+nonisolated(unsafe) var signalPipe: Int32 = -1
+
+/// On SIGINT or SIGTERM: closes the context, which cancels the calls in flight (the accept
+/// and the connections' receives, which hold their sockets) and waits for them, so the
+/// port is free when the process ends; then exits.
+func stopOnSignal(_ laio: Context) {
+    var ends: [Int32] = [0, 0]
+    guard pipe(&ends) == 0 else { return }
+    signalPipe = ends[1]
+    let reader = ends[0]
+    var action = sigaction()
+    action.__sigaction_handler.sa_handler = { _ in
+        var byte: UInt8 = 1
+        _ = write(signalPipe, &byte, 1)
+    }
+    sigemptyset(&action.sa_mask)
+    action.sa_flags = SA_RESTART
+    sigaction(SIGINT, &action, nil)
+    sigaction(SIGTERM, &action, nil)
+    SignalWaiter(laio: laio, reader: reader).start()
+}
+
+/// The thread that waits for the signal.
+final class SignalWaiter: Sendable {
+    let laio: Context
+    let reader: Int32
+
+    init(laio: Context, reader: Int32) {
+        self.laio = laio
+        self.reader = reader
+    }
+
+    func start() {
+        var thread = pthread_t()
+        // Retained for good: the thread ends the process.
+        let me = Unmanaged.passRetained(self).toOpaque()
+        guard pthread_create(&thread, nil, { argument in
+            let waiter = Unmanaged<SignalWaiter>.fromOpaque(argument!).takeUnretainedValue()
+            var byte: UInt8 = 0
+            while read(waiter.reader, &byte, 1) < 0 && errno == EINTR {}
+            waiter.laio.close()
+            fflush(nil)
+            _exit(0)
+        }, me) == 0 else { return }
+        pthread_detach(thread)
+    }
 }
 
 /// A listening TCP socket on 127.0.0.1:`port`.
