@@ -76,6 +76,10 @@ let package = Package(
         // An async program on LAIO: checksums of a directory's files, cold and then warm.
         .executableTarget(name: "laio-checksums", dependencies: ["LAIO", "LAIOArguments", argumentParser],
                           path: "Examples/checksums"),
+        // An async static file server: a task per connection, every call an await on one
+        // Context.executor.
+        .executableTarget(name: "laio-flash", dependencies: ["LAIO", "LAIOArguments", argumentParser],
+                          path: "Examples/flash"),
         // What the tests and laio-stress share: pipes, sockets, patterned files, threads,
         // exactly-once collection of completions, which backends start here. A plain target
         // (laio-stress uses it too), so its checks throw `TestFailure` rather than use Swift Testing.

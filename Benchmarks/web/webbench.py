@@ -66,6 +66,9 @@ HUMMINGBIRD_CONFIGS = ["hummingbird-nio", "hummingbird-laio"]
 # laio-vapor (Integrations/LAIOVapor): Vapor 4's own FileMiddleware (NIOFileSystem, a
 # NIOThreadPool hop per call) and LAIOFileMiddleware (auto).
 VAPOR_CONFIGS = ["vapor-nio", "vapor-laio"]
+# laio-flash (Examples/flash): the async Flash server, a task per connection and every call an
+# await on one Context.executor (auto).
+FLASH_CONFIGS = ["laio-flash/auto"]
 REGIMES = ["cached", "disk", "slow", "crowd"]
 # Variants that are not a backend word: the backend they run and what they show.
 VARIANTS = {
@@ -87,7 +90,8 @@ def progress(message):
 
 
 def server_names(selected):
-    names = [f"laio-httpd/{b}/{n}" for b, n in LAIO_CONFIGS] + NGINX_CONFIGS + HUMMINGBIRD_CONFIGS + VAPOR_CONFIGS
+    names = ([f"laio-httpd/{b}/{n}" for b, n in LAIO_CONFIGS] + NGINX_CONFIGS + HUMMINGBIRD_CONFIGS + VAPOR_CONFIGS
+             + FLASH_CONFIGS)
     if not selected:
         return names
     unknown = [s for s in selected if s not in names]
@@ -462,6 +466,8 @@ class Server:
             command = [args.hummingbird, "--root", root, "--port", str(port), "--file-io", file_io]
             if file_io == "laio":
                 command += ["--backend", "auto"]
+        elif name.startswith("laio-flash/"):
+            command = [args.flash, "--root", root, "--port", str(port), "--backend", name.split("/")[1]]
         elif name.startswith("vapor-"):
             file_io = name.split("-", 1)[1]
             command = [args.vapor, "--root", root, "--port", str(port), "--file-io", file_io]
@@ -1529,6 +1535,8 @@ def main():
                         "none skips the hummingbird servers")
     parser.add_argument("--vapor", help="the laio-vapor binary (Integrations/LAIOVapor); none skips the vapor servers")
     parser.add_argument("--demo", help="the laio-demo binary (micro-benchmarks); none skips them")
+    parser.add_argument("--flash", help="the laio-flash binary (Examples/flash); default: beside --httpd; "
+                        "none there skips it")
     parser.add_argument("--quick", action="store_true", help="a one-minute smoke form")
     parser.add_argument("--runs", type=int, default=1, help="runs per figure (medians; default 1)")
     parser.add_argument("--seconds", type=int, help="seconds per cached measurement")
@@ -1615,6 +1623,12 @@ def main():
             skipped[f"server {name}"] = (f"no laio-hummingbird binary ({args.hummingbird or 'no --hummingbird'}; "
                                          "scripts/bench builds it in Integrations/LAIOHummingbird)")
             progress(f"{name} not measured: {skipped[f'server {name}']}")
+    args.flash = args.flash or os.path.join(os.path.dirname(args.httpd), "laio-flash")
+    if not os.access(args.flash, os.X_OK):
+        for name in [n for n in servers if n in FLASH_CONFIGS]:
+            skipped[f"server {name}"] = f"no laio-flash binary ({args.flash}; scripts/bench builds it)"
+            progress(f"{name} not measured: {skipped[f'server {name}']}")
+        servers = [n for n in servers if n not in FLASH_CONFIGS]
     if not (args.vapor and os.access(args.vapor, os.X_OK)):
         dropped = [n for n in servers if n in VAPOR_CONFIGS]
         servers = [n for n in servers if n not in VAPOR_CONFIGS]

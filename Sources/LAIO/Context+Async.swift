@@ -101,7 +101,10 @@ extension Context {
     nonisolated(nonsending)
     private func result(of handle: Handle, cancellable: Bool) async -> Result<Int, Errno> {
         if let result = completions.takeResult(of: handle) { return result }
-        if !handle.isRouteTagged, let harvester, harvester.reapsRing, !harvester.callWentToRing() {
+        // The context's reaper for calls in the ring: its executor's thread while it has one
+        // (it sleeps on the ring), else the harvester, woken or started here.
+        if !handle.isRouteTagged, let harvester, harvester.reapsRing,
+           !executorReaps.load(ordering: .sequentiallyConsistent), !harvester.callWentToRing() {
             return harvester.reapUntilReported(handle, in: completions)
         }
         let completions = self.completions
@@ -109,7 +112,6 @@ extension Context {
             return await withUnsafeContinuation { completions.wait(for: handle, with: $0) }
         }
         let backend = self.backend
-        let harvester = self.harvester
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: CompletionQueue.Continuation) in
                 completions.wait(for: handle, with: continuation)
@@ -118,7 +120,18 @@ extension Context {
             // ENOENT: it has finished; its report is on the way to this task.
             try? backend.cancel(handle)
             // A cancel may need asking again (a pool worker's signal that came before its
-            // system call); poll does that, and for awaited calls the harvester does.
+            // system call); poll does that, and for awaited calls the reaper does.
+            self.cancelRequested()
+        }
+    }
+
+    /// An awaited call was cancelled: the context's reaper (its executor's thread, else the
+    /// harvester) services the backend until the cancel needs no more asking.
+    private func cancelRequested() {
+        if executorReaps.load(ordering: .sequentiallyConsistent),
+           let executor = executorSlot.withLock({ $0.executor }), executor.reaps {
+            executor.cancelRequested()
+        } else {
             harvester?.cancelRequested()
         }
     }
@@ -142,6 +155,8 @@ final class Harvester: @unchecked Sendable {
     private let descriptor: Int32?
     /// Set while the thread sleeps for want of awaited calls in the ring.
     private let sleepingIdle = Atomic<Bool>(false)
+    /// Set once the context has an executor, which reaps instead: the thread sleeps until stopped.
+    private let parked = Atomic<Bool>(false)
     private let state = Locked(State())
 
     private struct State {
@@ -173,6 +188,13 @@ final class Harvester: @unchecked Sendable {
 
     /// Whether the backend has a ring for it to reap.
     var reapsRing: Bool { descriptor != nil }
+
+    /// The context's executor reaps from now on: the thread, if it runs, goes to sleep
+    /// until `stop` (what it was reaping, the executor's thread reaps now).
+    func park() {
+        parked.store(true, ordering: .sequentiallyConsistent)
+        wake()
+    }
 
     /// An awaited call was cancelled: the thread runs, and services the backend until the
     /// cancel needs no more asking. If it cannot start, the cancel was asked once.
@@ -247,6 +269,10 @@ final class Harvester: @unchecked Sendable {
             // Signals before this are answered by the service below.
             Housekeeping.reset(eventfd: wake)
             if state.withLock({ $0.stopping }) { return }
+            if parked.load(ordering: .sequentiallyConsistent) {
+                _ = Housekeeping.waitReadable(wake, nanoseconds: nil)
+                continue
+            }
             // Reaps the ring; re-sends pending cancels. An interval: more of that is pending.
             let interval = backend.service()
             let ringWork = descriptor != nil && completions.untaggedClaimCount > 0

@@ -64,6 +64,15 @@ public final class Context: Sendable {
     let harvester: Harvester?
     /// `perform` calls that went to the background (`suspendedCalls`).
     let suspensions = Atomic<Int>(0)
+    /// The executor, once asked for, and whether the context has closed.
+    let executorSlot = Locked(ExecutorSlot())
+    /// Set while the executor reaps the context (from its creation until close).
+    let executorReaps = Atomic<Bool>(false)
+
+    struct ExecutorSlot {
+        var executor: ContextExecutor? = nil
+        var closed = false
+    }
     /// The fork generation of the process that made the context: in a forked child the
     /// context is not usable (its ring is shared with the parent, its workers did not fork).
     private let forkGeneration: UInt
@@ -300,10 +309,49 @@ public final class Context: Sendable {
 
     private func stop() {
         // Every background call is reported by the shutdown (awaited ones to their tasks),
-        // then the waits for room end, and last the harvester, which nothing needs any more.
+        // then the waits for room end, and last the reapers, which nothing needs any more
+        // (the executor's thread still runs the jobs of the tasks just resumed).
         backend.shutdown()
         completions.closeRoom()
+        let executor = executorSlot.withLock { slot -> ContextExecutor? in
+            slot.closed = true
+            return slot.executor
+        }
+        executorReaps.store(false, ordering: .sequentiallyConsistent)
+        executor?.close()
         harvester?.stop()
+    }
+
+    /// The context's executor: a `TaskExecutor` and `SerialExecutor` whose one thread runs
+    /// tasks and reaps the context's completions in one wait, so that a task that awaits a
+    /// call that blocks is resumed by the thread that sleeps on the call, and runs on it.
+    ///
+    /// ```swift
+    /// try await withTaskExecutorPreference(laio.executor) {
+    ///     let count = try await laio.perform(.read(fd: socket, buffer: buffer))
+    /// }
+    /// ```
+    ///
+    /// A context has one executor, made with its thread on first use; every use returns the
+    /// same. It is the model of an event loop: one context for each executor thread, as
+    /// laio-httpd runs one context for each of its loops; more threads mean more contexts,
+    /// each with its executor, and no lock shared between them. While the executor exists
+    /// it reaps the context for every awaiting task, also those on other executors (see
+    /// ``ContextExecutor``). Its thread ends when the context closes, after the jobs of the
+    /// tasks that the close resumed; jobs enqueued after that run on a short-lived thread.
+    ///
+    /// A call that does not block returns without suspending, on any executor.
+    public var executor: ContextExecutor {
+        let (executor, made) = executorSlot.withLock { slot -> (ContextExecutor, Bool) in
+            if let executor = slot.executor { return (executor, false) }
+            let executor = ContextExecutor(backend: backend, completions: completions,
+                                           descriptor: backend.harvestDescriptor, closed: slot.closed)
+            slot.executor = executor
+            if !slot.closed { executorReaps.store(true, ordering: .sequentiallyConsistent) }
+            return (executor, true)
+        }
+        if made && executor.reaps { harvester?.park() }
+        return executor
     }
 }
 

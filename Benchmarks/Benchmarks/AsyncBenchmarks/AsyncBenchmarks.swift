@@ -121,6 +121,23 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // The same on Context.executor (a context of its own): the task hops onto it once per
+    // sample, and a call that does not block never leaves it.
+    if let laio = try? Context(backend: .auto) {
+        let executor = laio.executor
+        Benchmark("LAIO auto await perform pread 4 KiB cached, on Context.executor", configuration: withBackground) { benchmark async throws in
+            let before = backgroundCalls(laio)
+            try await withTaskExecutorPreference(executor) {
+                for i in benchmark.scaledIterations {
+                    blackHole(try await laio.perform(.pread(fd: cachedFile, buffer: buffer, offset: Int64((i & 4095) * 4096))))
+                }
+            }
+            if let before, let after = backgroundCalls(laio) {
+                benchmark.measurement(backgroundPercent, (after - before) * 100 / benchmark.scaledIterations.count)
+            }
+        }
+    }
+
     // The harness divides the malloc count of a sample by its iterations, rounding down,
     // so the rows above only show that a call allocates less than once. One call per sample
     // counts exactly (the harness makes the sample's Task before it starts counting).

@@ -21,13 +21,14 @@ final class NextRead: Sendable {
 
 /// `offsets.count` reads of 4 KiB by `tasks` concurrent tasks, each with a buffer of its own;
 /// returns reads per second. Every read must return 4 KiB.
-func concurrentReads(tasks: Int, offsets: [Int64],
+/// With `executor`, the tasks prefer it (`Context.executor`).
+func concurrentReads(tasks: Int, offsets: [Int64], on executor: (any TaskExecutor)? = nil,
                      _ read: @escaping @Sendable (Int64, UnsafeMutableRawBufferPointer) async throws -> Int) async throws -> Double {
     let next = NextRead()
     let start = monotonicNanoseconds()
     try await withThrowingTaskGroup(of: Void.self) { group in
         for _ in 0..<tasks {
-            group.addTask {
+            group.addTask(executorPreference: executor) {
                 // Freed after the task's last read has returned (perform and readChunk
                 // return only once the read is over).
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
@@ -103,6 +104,17 @@ func coldReadBenchmark() {
             }
         })
     }
+    // The same tasks on Context.executor: each on a context of its own, since a context's
+    // executor reaps for every task of that context.
+    for kind in [BackendKind.auto, .uring] {
+        guard let laio = try? Context(backend: kind) else { continue }
+        let executor = laio.executor
+        variants.append(ColdVariant(name: "\(kind) executor perform, 32 tasks") { offsets in
+            try await concurrentReads(tasks: concurrentTasks, offsets: offsets, on: executor) { offset, buffer in
+                try await laio.perform(.pread(fd: fd, buffer: buffer, offset: offset))
+            }
+        })
+    }
     let rates = variants.map { metric("\($0.name) reads/s") }
     // What bounds a variant on two cores: the thread hand-offs each read costs.
     let switches = variants.map {
@@ -113,6 +125,8 @@ func coldReadBenchmark() {
         (metric("perform / NIOFileSystem shared %"), "auto perform, 32 tasks", "NIOFileSystem shared, 32 tasks"),
         (metric("perform / NIOFileSystem 32 threads %"), "auto perform, 32 tasks", "NIOFileSystem 32 threads, 32 tasks"),
         (metric("perform / submit-poll %"), "auto perform, 32 tasks", "auto submit/poll, 32 in flight"),
+        (metric("executor perform / submit-poll %"), "auto executor perform, 32 tasks", "auto submit/poll, 32 in flight"),
+        (metric("uring executor perform / submit-poll %"), "uring executor perform, 32 tasks", "auto submit/poll, 32 in flight"),
     ]
     let configuration = Benchmark.Configuration(metrics: rates + ratios.map(\.0) + switches, warmupIterations: 0,
                                                 maxDuration: .seconds(90), maxIterations: 7)

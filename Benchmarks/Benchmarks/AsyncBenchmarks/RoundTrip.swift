@@ -15,6 +15,7 @@ import Glibc
 #endif
 import Benchmark
 import LAIO
+import NIOCore
 import NIOPosix
 import Synchronization
 
@@ -108,6 +109,35 @@ func roundTripBenchmarks() {
         }
     }
 
+    // The same task on Context.executor (a context of its own for each row).
+    for kind in [BackendKind.auto, .uring, .threads] {
+        guard let laio = try? Context(backend: kind) else { continue }
+        let executor = laio.executor
+        Benchmark("round trip: LAIO \(kind) await perform(read) of a pipe, on Context.executor", configuration: configuration) { benchmark async throws in
+            let before = backgroundCalls(laio)
+            try await withTaskExecutorPreference(executor) {
+                for _ in benchmark.scaledIterations {
+                    echo.ping()
+                    let n = try await laio.perform(.read(fd: echo.answerReader, buffer: byte))
+                    benchmark.measurement(writeToResume, echo.sinceAnswer())
+                    precondition(n == 1, "read \(n) bytes")
+                }
+            }
+            if let before, let after = backgroundCalls(laio) {
+                benchmark.measurement(backgroundPercent, (after - before) * 100 / benchmark.scaledIterations.count)
+            }
+        }
+    }
+
+    // An actor on a SwiftNIO event loop (a serial executor) awaiting perform: resumed on its loop.
+    if let laio = try? Context(backend: .auto) {
+        let reader = LoopReader(loop: loopGroup.next(), laio: laio, echo: echo, byte: shared)
+        Benchmark("round trip: LAIO auto await perform(read) of a pipe, actor on a NIO EventLoop", configuration: configuration) { benchmark async throws in
+            let latencies = try await reader.roundTrips(benchmark.scaledIterations.count)
+            for latency in latencies { benchmark.measurement(writeToResume, latency) }
+        }
+    }
+
     Benchmark("round trip: NIOThreadPool.runIfActive { read } of a pipe", configuration: configuration) { benchmark async throws in
         let pool = NIOThreadPool.singleton
         let reader = echo.answerReader
@@ -117,5 +147,40 @@ func roundTripBenchmarks() {
             benchmark.measurement(writeToResume, echo.sinceAnswer())
             precondition(n == 1, "read \(n) bytes")
         }
+    }
+}
+
+/// The event loop the actor below lives on: one thread of its own.
+let loopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+/// An actor whose executor is a SwiftNIO event loop; it runs round trips through `perform`.
+actor LoopReader {
+    let loop: any EventLoop
+    let laio: Context
+    let echo: Echo
+    let byte: SharedBuffer
+
+    init(loop: any EventLoop, laio: Context, echo: Echo, byte: SharedBuffer) {
+        self.loop = loop
+        self.laio = laio
+        self.echo = echo
+        self.byte = byte
+    }
+
+    nonisolated var unownedExecutor: UnownedSerialExecutor { loop.executor.asUnownedSerialExecutor() }
+
+    /// `count` round trips; each one's write-to-resume latency (one array per sample).
+    func roundTrips(_ count: Int) async throws -> [Int] {
+        var latencies: [Int] = []
+        latencies.reserveCapacity(count)
+        for _ in 0..<count {
+            loop.preconditionInEventLoop()
+            echo.ping()
+            let n = try await laio.perform(.read(fd: echo.answerReader, buffer: byte.bytes))
+            latencies.append(echo.sinceAnswer())
+            precondition(n == 1, "read \(n) bytes")
+        }
+        loop.preconditionInEventLoop()
+        return latencies
     }
 }
