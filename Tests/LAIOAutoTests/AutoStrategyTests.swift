@@ -313,8 +313,11 @@ func cachedReadsOfMemoryFiles() throws {
     let figures = try cachedReads(.auto, in: directory, count: 1_000)
     let counts = figures.statistics.map { "\($0)" } ?? "no counts"
     print("auto on tmpfs (\(figures.nowait)): \(figures.synchronous) of 1000 cached preads synchronous; \(counts)")
-    // A rare page-lock race may send one on; a worker for every read is the defect.
-    #expect(figures.synchronous >= 990, "\(figures.nowait); \(counts)")
+    // The defect sent 97 % to a worker. The bound leaves room for what is not the defect: a
+    // rare page-lock race, and kernels (6.18) whose io_uring sends tmpfs reads to its workers
+    // but, on a loaded machine, finishes enough of them before submit returns for the check
+    // above to pass; auto then answered 956-976 of 1,000 at once.
+    #expect(figures.synchronous >= 900, "\(figures.nowait); \(counts)")
 }
 
 /// The flake of the pool-only `auto` checks (one of 50 cached preads not `.success(4096)`,
