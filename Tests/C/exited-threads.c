@@ -297,8 +297,10 @@ int main(void) {
             CHECK(j->result == 0, "sleep %d: rv %ld errno %s", i, j->result, strerror(j->result_errno));
             break;
         case COLD_READ: {
-            int same = j->result == CHUNK;
-            for (long k = 0; same && k < CHUNK; k++) same = (unsigned char)j->buffer[k] == pattern_byte(j->offset + k);
+            // A buffered read whose rest was to be read in its exited thread's task work
+            // ends with the bytes it had: the kernel's count, as pread(2) may return less.
+            int same = j->result > 0 && j->result <= CHUNK;
+            for (long k = 0; same && k < j->result; k++) same = (unsigned char)j->buffer[k] == pattern_byte(j->offset + k);
             CHECK(same, "cold read %d: rv %ld errno %s, or wrong bytes", i, j->result, strerror(j->result_errno));
             break;
         }
