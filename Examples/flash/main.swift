@@ -281,6 +281,7 @@ func headerEnd(_ buffer: UnsafeMutableRawBufferPointer, _ filled: Int) -> Int? {
 }
 
 /// The pipe SIGINT and SIGTERM write to (the write end; -1 until `stopOnSignal`).
+/// nonisolated(unsafe): written once, before the handlers are installed; only they read it.
 nonisolated(unsafe) var signalPipe: Int32 = -1
 
 /// On SIGINT or SIGTERM: closes the context, which cancels the calls in flight (the accept

@@ -131,8 +131,14 @@ extension Context {
         if executorReaps.load(ordering: .sequentiallyConsistent),
            let executor = executorSlot.withLock({ $0.executor }), executor.reaps {
             executor.cancelRequested()
-        } else {
-            harvester?.cancelRequested()
+            return
+        }
+        harvester?.cancelRequested()
+        // An executor made meanwhile parked the harvester, which may have dropped this
+        // cancel: ask the executor too. (One made after this look services the backend
+        // as its thread starts, after the cancel was made.)
+        if let executor = executorSlot.withLock({ $0.executor }), executor.reaps {
+            executor.cancelRequested()
         }
     }
 }

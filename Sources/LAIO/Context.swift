@@ -340,7 +340,9 @@ public final class Context: Sendable {
     /// ``ContextExecutor``). Its thread ends when the context closes, after the jobs of the
     /// tasks that the close resumed; jobs enqueued after that run on a short-lived thread.
     ///
-    /// A call that does not block returns without suspending, on any executor.
+    /// A call that does not block returns without suspending, on any executor. An actor
+    /// whose `unownedExecutor` is this executor's must hold the context (or the executor):
+    /// an unowned executor reference does not keep it alive.
     public var executor: ContextExecutor {
         let (executor, made) = executorSlot.withLock { slot -> (ContextExecutor, Bool) in
             if let executor = slot.executor { return (executor, false) }

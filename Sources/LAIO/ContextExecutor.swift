@@ -46,9 +46,9 @@ import Synchronization
 /// process, with a message saying so; so does a job enqueued in a child forked after the
 /// executor was made (its thread did not fork: the child makes a context of its own).
 public final class ContextExecutor: TaskExecutor, SerialExecutor, @unchecked Sendable {
-    // @unchecked: `backend`, `completions`, `descriptor` and `wake` are immutable; the job
-    // queue and the thread's state are touched only under `state`'s lock; `runner` and
-    // `reaping` are atomic.
+    // @unchecked: `backend`, `completions`, `descriptor`, `wake`, `serial` and
+    // `forkGeneration` are immutable; the job queue and the thread's state are touched only
+    // under `state`'s lock; `runner`, `reaping` and `enqueued` are atomic.
     private let backend: any Backend
     private let completions: CompletionQueue
     /// The backend's ring descriptor (readable while completions wait in it); nil for
@@ -169,13 +169,11 @@ public final class ContextExecutor: TaskExecutor, SerialExecutor, @unchecked Sen
 
     /// A call of the context's was cancelled: its thread runs the backend's service soon,
     /// and as often as the service asks, until the cancel needs no more asking.
+    /// Signals always, not only while the thread sleeps: a cancel that comes between the
+    /// loop's service and its sleep would otherwise wait for a wake-up that never comes.
     func cancelRequested() {
-        let signal = state.withLock { state -> Bool in
-            guard state.sleeping else { return false }
-            state.sleeping = false
-            return true
-        }
-        if signal { Housekeeping.signal(eventfd: wake) }
+        state.withLock { $0.sleeping = false }
+        Housekeeping.signal(eventfd: wake)
     }
 
     /// The context has closed (its backend is shut down, so every awaited call has been
@@ -262,9 +260,9 @@ public final class ContextExecutor: TaskExecutor, SerialExecutor, @unchecked Sen
 /// their jobs here, and they run on the executor's thread, isolated to this executor.
 final class ContextSerialExecutor: SerialExecutor, @unchecked Sendable {
     // @unchecked: `owner` is set once, by the owner's init, before this object is shared.
-    /// Unowned: the owner holds this object, and lives as long as anything can enqueue on it
-    /// (an actor's `unownedExecutor` is valid only while the context's executor is alive,
-    /// and the context keeps it).
+    /// Unowned: the owner holds this object. An actor on it must keep the context (or its
+    /// executor) alive, as an actor keeps whatever its `unownedExecutor` names; after close
+    /// the executor lives only as long as the context or its thread holds it.
     unowned(unsafe) var owner: ContextExecutor? = nil
 
     func enqueue(_ job: consuming ExecutorJob) {

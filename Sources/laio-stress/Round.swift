@@ -8,6 +8,8 @@ import LAIOTestSupport
 
 /// Heap bytes in use (malloc's own count; exact, unlike the resident set).
 func heapInUse() -> Int { Int(laio_stress_heap_in_use()) }
+/// Whether `heapInUse` counts the heap (not under a sanitizer's allocator).
+func heapIsCounted() -> Bool { laio_stress_heap_is_counted() != 0 }
 
 /// The patterned file (1 MiB) and an empty scratch file, in /var/tmp.
 func makeFiles() -> (String, String) {

@@ -31,11 +31,13 @@ struct ExecutorTests {
                     executor.isCurrentThread)
         }
         while !started.load(ordering: .acquiring) { await Task.yield() }
+        // The read is in flight (not answered at once for want of data) before data comes.
+        while laio.outstandingCount == 0 { await Task.yield() }
         #expect(Glibc.write(w, "hello", 5) == 5)
         let outcome = try await failingIfHung("executor pipe read on \(kind)") { try await task.value }
         #expect(outcome.count == 5)
         #expect(Array(buffer.value.prefix(5)) == Array("hello".utf8))
-        #expect(outcome.jobs <= 1, "resumed \(outcome.jobs) times")
+        #expect(outcome.jobs == 1, "resumed \(outcome.jobs) times")
         #expect(outcome.same && outcome.on, "resumed off the executor's thread")
         let sleep = try await Task(executorPreference: executor) { () async throws -> (Int, Bool) in
             let before = executor.jobsEnqueued
@@ -71,7 +73,9 @@ struct ExecutorTests {
             }
             return (executor.jobsEnqueued - before, wrong)
         }.value
-        #expect(jobs == 0, "\(jobs) jobs for 2,000 cached preads on \(kind)")
+        // As io_uring's own test allows (99 % synchronous): a rare page-lock race may send
+        // a cached read to the background; a job for every read is the defect.
+        #expect(jobs <= 20, "\(jobs) jobs for 2,000 cached preads on \(kind)")
         #expect(wrong == 0)
     }
 
@@ -101,6 +105,39 @@ struct ExecutorTests {
         #expect(Glibc.write(w, "late", 4) == 4)
         var byte: UInt8 = 0
         #expect(Glibc.read(r, &byte, 1) == 1 && byte == UInt8(ascii: "l"))
+        try expectNoCompletion(in: laio)
+    }
+
+    /// Cancels at every moment of the executor's loop. A cancel that came between its
+    /// service and its sleep used to be lost (on a pool, whose worker may need its cancel
+    /// asked again), and the task hung; that window is narrow, and this test did not hit it
+    /// in five runs of the old code: it guards the path, it does not prove the fix.
+    @Test("cancels racing the executor's sleep, 300 times: each task ends, ECANCELED", arguments: asynchronousBackends)
+    func cancelsRacingTheSleep(_ kind: BackendKind) async throws {
+        let laio = try makeContext(kind)
+        defer { laio.close() }
+        let (r, w) = try makePipe()
+        defer { close(r); close(w) }
+        let buffer = UnsafeSendable(UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1))
+        defer { buffer.value.deallocate() }
+        let executor = laio.executor
+        try await failingIfHung("cancels racing the executor on \(kind)") {
+            for round in 0..<300 {
+                let task = Task(executorPreference: executor) { () async -> Result<Int, Errno> in
+                    do throws(Errno) {
+                        return .success(try await laio.perform(.read(fd: r, buffer: buffer.value)))
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                // Every third round at once, the others once the read is in flight.
+                if round % 3 != 0 { while laio.outstandingCount == 0 { await Task.yield() } }
+                task.cancel()
+                let result = await task.value
+                #expect(result == .failure(.canceled), "round \(round): \(result)")
+                try #require(laio.outstandingCount == 0)
+            }
+        }
         try expectNoCompletion(in: laio)
     }
 

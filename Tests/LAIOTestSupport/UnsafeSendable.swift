@@ -3,7 +3,7 @@
 /// submits.
 public struct UnsafeSendable<Value>: @unchecked Sendable {
     // @unchecked: every user keeps the value to one task or thread at a time (the awaited
-    // call owns a buffer until perform returns); each use site says how.
+    // call owns a buffer until perform returns, and the test reads it only after).
     public let value: Value
     public init(_ value: Value) { self.value = value }
 }

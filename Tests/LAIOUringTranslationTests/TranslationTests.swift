@@ -93,6 +93,12 @@ private func check(_ operation: Operation, _ scratch: Scratch, toWorker: Bool = 
     #expect(error == nil, "\(operation.kind) was refused: \(String(describing: error))", sourceLocation: sourceLocation)
     let wrong = mismatches(expected: expected, actual: entry)
     #expect(wrong.isEmpty, "\(operation.kind): \(wrong.joined(separator: "; "))", sourceLocation: sourceLocation)
+    // The opcode table (what the probe must find for a kind to go to the ring) names the
+    // opcode the translation emits; raw system calls have their opcode by number instead.
+    let table = UringOpcodes.opcodes(for: operation.kind)
+    #expect(table.isEmpty || table.contains(io_uring_op(UInt32(entry.opcode))),
+            "\(operation.kind): the translation emits opcode \(entry.opcode), the table says \(table.map(\.rawValue))",
+            sourceLocation: sourceLocation)
 }
 
 /// A pointer that is never followed: the translation only passes it on.
