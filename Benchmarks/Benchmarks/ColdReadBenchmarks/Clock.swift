@@ -1,1 +1,0 @@
-../../../Sources/laio-demo/Clock.swift
